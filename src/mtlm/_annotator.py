@@ -1,0 +1,250 @@
+"""The scikit-learn-style annotator: fit label metrics, vote, annotate."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from mtlm_fast import effective_n_threads
+from sklearn.base import BaseEstimator
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+
+from mtlm._distances import BaseDistances
+from mtlm._neighbourhoods import LabelGroups, pool_scores
+from mtlm._validation import (
+    check_choice,
+    check_feature_blocks,
+    check_float,
+    check_int,
+    check_label_matrix,
+)
+from mtlm.metrics import annotation_scores, top_k_annotation
+
+__all__ = ["MTLMAnnotator", "METHODS"]
+
+logger = logging.getLogger(__name__)
+
+#: Methods that :class:`MTLMAnnotator` knows; learned ones register in ``_LEARNERS``.
+METHODS = ("jec",)
+_VOTES = ("normalized", "raw")
+
+
+class MTLMAnnotator(BaseEstimator):
+    """Annotate images with labels by nearest neighbours under per-label metrics.
+
+    Every label m ranks training images by
+    ``D_m(q, p) = (w_* + w_m) . d(q, p)``, where ``d`` holds one normalised
+    base distance per feature type. A test image's pool is the union over
+    labels of the ``k`` nearest images carrying each label, under that
+    label's metric; label m is scored by the vote
+    ``sum_p exp(-D_m(t, p) / tau) Y[p, m] / sum_p exp(-D_m(t, p) / tau)``
+    over the pool (ALGORITHM.md sections 3 and 5).
+
+    Parameters
+    ----------
+    method : str, default="jec"
+        ``"jec"``: equal weights ``1/F`` for every label (no learning).
+    n_labels : int, default=5
+        Labels given to each image by :meth:`predict`.
+    metrics : dict, str or None, default=None
+        Base distance per feature block (see :class:`BaseDistances`); None
+        means ``"l1"``. Ignored for a single 2-D array (diagonal mode).
+    normalize : {"mean", "max", "none"}, default="mean"
+        Normaliser of each base distance, learned on training pairs.
+    k : int, default=4
+        Neighbours taken from each label group for the pool.
+    tau : float or "auto", default="auto"
+        Vote temperature. ``"auto"`` picks it from a grid scaled to the
+        learned distances, by F1 at ``n_labels`` of leave-self-out votes on
+        (a sample of) the training images; test data is never used.
+    vote : {"normalized", "raw"}, default="normalized"
+        ``"raw"`` drops the per-label denominator (2PKNN's own form).
+    n_tune : int, default=1000
+        Training images used to choose ``tau`` when it is ``"auto"``.
+    n_jobs : int or None, default=None
+        Threads for the kernels: None follows OpenMP (``OMP_NUM_THREADS``,
+        ``threadpoolctl.threadpool_limits``), -1 uses every CPU.
+    random_state : int, RandomState or None, default=None
+        Seed of the sample used to choose ``tau``.
+
+    Attributes
+    ----------
+    base_distances_ : BaseDistances
+        Fitted base distances (layout and normalisers).
+    weights_shared_ : ndarray of shape (F,)
+        Shared weights w_*.
+    weights_label_ : ndarray of shape (M, F)
+        Label-specific weights w_m.
+    bias_ : ndarray of shape (M,)
+        Label thresholds (0 for methods without a bias).
+    tau_ : float
+        Vote temperature used for prediction.
+    tau_grid_ : ndarray or None
+        Temperatures tried when ``tau="auto"`` (with ``tau_scores_``, their F1).
+    n_iter_ : int
+        Learning iterations (0 for JEC).
+    objective_ : ndarray
+        Objective after each accepted step (empty for JEC).
+    n_labels_in_ : int
+        Number of labels M seen in fit.
+    label_counts_ : ndarray of shape (M,)
+        Training images of each label.
+    """
+
+    def __init__(
+        self,
+        method="jec",
+        *,
+        n_labels=5,
+        metrics=None,
+        normalize="mean",
+        k=4,
+        tau="auto",
+        vote="normalized",
+        n_tune=1000,
+        n_jobs=None,
+        random_state=None,
+    ):
+        self.method = method
+        self.n_labels = n_labels
+        self.metrics = metrics
+        self.normalize = normalize
+        self.k = k
+        self.tau = tau
+        self.vote = vote
+        self.n_tune = n_tune
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+
+    # -- parameters --------------------------------------------------------------
+    def _validate_params(self):
+        check_choice(self.method, "method", METHODS)
+        check_int(self.n_labels, "n_labels", low=1)
+        check_int(self.k, "k", low=1)
+        check_int(self.n_tune, "n_tune", low=1)
+        check_choice(self.vote, "vote", _VOTES)
+        if not (isinstance(self.tau, str) and self.tau == "auto"):
+            check_float(self.tau, "tau", low=0.0, low_open=True)
+        effective_n_threads(self.n_jobs)  # raises on a bad n_jobs
+
+    # -- fitting -----------------------------------------------------------------
+    def fit(self, X, Y):
+        """Learn the base-distance normalisers, the label metrics and ``tau``.
+
+        Parameters
+        ----------
+        X : dict of str to array-like of shape (n, d_f), or array-like of shape (n, d)
+            Training features: feature blocks by name, or one array (diagonal mode).
+        Y : array-like or sparse matrix of shape (n, M)
+            Training labels, 0/1.
+
+        Returns
+        -------
+        self : MTLMAnnotator
+        """
+        self._validate_params()
+        blocks, names, diagonal = check_feature_blocks(X, "X")
+        n = blocks[0].shape[0]
+        Y = check_label_matrix(Y, n, "Y", allow_empty=False)
+        n_threads = effective_n_threads(self.n_jobs)
+
+        bd = BaseDistances(metrics=self.metrics, normalize=self.normalize)
+        bd._fit_blocks(blocks, names, diagonal, self.n_jobs)
+        self.base_distances_ = bd
+        self._train_blocks = bd.check(dict(zip(names, blocks)) if not diagonal
+                                      else blocks[0], "X")
+        self._groups = LabelGroups.from_labels(Y)
+        self.Y_train_ = Y
+        self.n_labels_in_ = Y.shape[1]
+        self.label_counts_ = self._groups.sizes.astype(np.intp)
+        F, M = bd.n_base_, Y.shape[1]
+
+        self.weights_shared_ = np.full(F, 1.0 / F)
+        self.weights_label_ = np.zeros((M, F))
+        self.bias_ = np.zeros(M)
+        self.n_iter_ = 0
+        self.objective_ = np.zeros(0)
+        self._choose_tau(n_threads)
+        return self
+
+    def _metric_weights(self):
+        """(1, F) when every label shares one metric, else (M, F)."""
+        if not self.weights_label_.any():
+            return self.weights_shared_[None, :]
+        return self.weights_shared_[None, :] + self.weights_label_
+
+    def _choose_tau(self, n_threads):
+        W = self._metric_weights()
+        if not (isinstance(self.tau, str) and self.tau == "auto"):
+            self.tau_ = float(self.tau)
+            self.tau_grid_ = None
+            self.tau_scores_ = None
+            return
+        n = self.Y_train_.shape[0]
+        rng = check_random_state(self.random_state)
+        sample = np.sort(rng.choice(n, size=min(n, self.n_tune), replace=False))
+        Pq = [b[sample] for b in self._train_blocks]
+        # Normalised base distances have mean ~1, so sum(w) is the typical D.
+        scale = float(np.mean(W.sum(axis=1)))
+        grid = scale * np.geomspace(0.005, 2.0, 16)
+        scores = self._scores(Pq, grid, n_threads, exclude=sample)
+        Y = self.Y_train_[sample]
+        f1 = np.array([
+            _f1_or_zero(Y, top_k_annotation(s, self.n_labels)) for s in scores
+        ])
+        best = int(np.argmax(f1))
+        self.tau_ = float(grid[best])
+        self.tau_grid_ = grid
+        self.tau_scores_ = f1
+        logger.info("tau chosen on %d training images: %.4g (F1 %.3f)",
+                    sample.size, self.tau_, f1[best])
+
+    def _scores(self, Pq, taus, n_threads, exclude=None):
+        W = self._metric_weights()
+        return pool_scores(self.base_distances_, Pq, self._train_blocks, W, W,
+                           self._groups, self.Y_train_, self.k, taus,
+                           raw=self.vote == "raw", exclude=exclude,
+                           n_threads=n_threads)
+
+    # -- prediction ----------------------------------------------------------------
+    def decision_function(self, X):
+        """Label scores of each image (higher means more likely).
+
+        Parameters
+        ----------
+        X : dict of str to array-like, or array-like
+            Features laid out as in :meth:`fit`.
+
+        Returns
+        -------
+        scores : ndarray of shape (n, M)
+            Normalised votes in [0, 1] (or raw votes with ``vote="raw"``).
+        """
+        check_is_fitted(self, "weights_shared_")
+        Pq = self.base_distances_.check(X, "X")
+        n_threads = effective_n_threads(self.n_jobs)
+        return self._scores(Pq, [self.tau_], n_threads)[0]
+
+    def predict(self, X):
+        """Annotate each image with its ``n_labels`` highest-scoring labels.
+
+        Returns
+        -------
+        Y_pred : ndarray of shape (n, M), uint8
+            Exactly ``min(n_labels, M)`` ones per row; ties go to the lower
+            label index.
+        """
+        return top_k_annotation(self.decision_function(X), self.n_labels)
+
+    def score(self, X, Y):
+        """F1 at ``n_labels`` (ALGORITHM.md section 6) of the annotation of X."""
+        scores = self.decision_function(X)
+        Y = check_label_matrix(Y, scores.shape[0], "Y", n_labels=scores.shape[1])
+        return _f1_or_zero(Y, top_k_annotation(scores, self.n_labels))
+
+
+def _f1_or_zero(Y_true, Y_pred):
+    if not Y_true.any():
+        return 0.0
+    return annotation_scores(Y_true, Y_pred)["F1"]

@@ -1,0 +1,280 @@
+"""Base distances d(q, p), one per feature type (ALGORITHM.md section 1)."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from mtlm_fast import _pairwise
+from mtlm_fast import effective_n_threads
+
+from mtlm._memory import check_allocation
+from mtlm._validation import check_choice, check_feature_blocks, check_int
+
+__all__ = ["BaseDistances", "METRICS"]
+
+logger = logging.getLogger(__name__)
+
+# Name -> (kernel metric code, needs non-negative input, transform, constant factor)
+_KERNEL = {
+    "l1": (_pairwise.L1, False),
+    "chi2": (_pairwise.CHI2, True),
+    "l2": (_pairwise.L2, False),
+    "sqeuclidean": (_pairwise.SQEUCLIDEAN, False),
+    # Hellinger = ||sqrt(x) - sqrt(z)||_2 / sqrt(2): the L2 kernel on sqrt(x).
+    "hellinger": (_pairwise.L2, True),
+}
+METRICS = tuple(_KERNEL)
+_NORMALIZE = ("mean", "max", "none")
+
+
+class BaseDistances:
+    """Normalised base distances between images, one per feature type.
+
+    Parameters
+    ----------
+    metrics : dict of str to str, str or None, default=None
+        Base distance of each feature block: ``"l1"``, ``"chi2"``,
+        ``"l2"`` (Euclidean), ``"sqeuclidean"`` or ``"hellinger"``. A single
+        string applies to every block; None means ``"l1"`` everywhere.
+        Ignored in diagonal mode.
+    normalize : {"mean", "max", "none"}, default="mean"
+        Divide each base distance by its mean (or max) over training pairs
+        ``q != p``, learned in :meth:`fit`. Ignored in diagonal mode.
+    n_pairs : int, default=1_000_000
+        Number of random training pairs used to estimate the normaliser when
+        there are more distinct pairs than this (all pairs otherwise).
+    random_state : int, default=0
+        Seed of the pair sample (a fixed seed keeps the normaliser stable).
+
+    Attributes
+    ----------
+    feature_names_ : list of str
+        Block names in the order of the last axis of :meth:`pairwise`.
+    metrics_ : list of str
+        Base distance of each block.
+    scales_ : ndarray of shape (n_blocks,)
+        Factor applied to each raw distance (1 / mean, 1 / max or 1).
+    dims_ : list of int
+        Columns of each block.
+    diagonal_ : bool
+        True when fitted on a single 2-D array: then there is one base
+        distance per dimension, ``d_f(q, p) = (x_qf - x_pf) ** 2``, and
+        ``n_base_ == n_dims``.
+    n_base_ : int
+        Number of base distances F.
+
+    Notes
+    -----
+    Histograms are used as given (no re-normalisation): with
+    ``normalize="mean"`` or ``"max"`` a constant scale of the input cancels.
+    """
+
+    def __init__(self, metrics=None, normalize="mean", n_pairs=1_000_000, random_state=0):
+        self.metrics = metrics
+        self.normalize = normalize
+        self.n_pairs = n_pairs
+        self.random_state = random_state
+
+    # -- fitting -----------------------------------------------------------------
+    def fit(self, X, n_jobs=None):
+        """Learn the block layout and each base distance's normaliser.
+
+        Parameters
+        ----------
+        X : dict of str to array-like of shape (n, d_f), or array-like of shape (n, d)
+            Training features.
+        n_jobs : int or None, default=None
+            Threads for the pair sample (see :func:`mtlm_fast.effective_n_threads`).
+
+        Returns
+        -------
+        self : BaseDistances
+        """
+        blocks, names, diagonal = check_feature_blocks(X, "X")
+        return self._fit_blocks(blocks, names, diagonal, n_jobs)
+
+    def _fit_blocks(self, blocks, names, diagonal, n_jobs=None):
+        check_choice(self.normalize, "normalize", _NORMALIZE)
+        n_pairs = check_int(self.n_pairs, "n_pairs", low=1)
+        self.feature_names_ = list(names)
+        self.diagonal_ = bool(diagonal)
+        self.dims_ = [b.shape[1] for b in blocks]
+        if diagonal:
+            self.metrics_ = ["sqdiff"]
+            self.n_base_ = self.dims_[0]
+            self.scales_ = np.ones(self.n_base_)
+            return self
+        self.metrics_ = self._resolve_metrics(names)
+        self.n_base_ = len(names)
+        for b, f, m in zip(blocks, names, self.metrics_):
+            _check_histogram(b, f"X[{f!r}]", m)
+        self.scales_ = np.ones(len(names))
+        if self.normalize != "none":
+            qidx, pidx = _pair_sample(blocks[0].shape[0], n_pairs, self.random_state)
+            n_threads = effective_n_threads(n_jobs)
+            for f, (b, m) in enumerate(zip(blocks, self.metrics_)):
+                stat = self._pair_statistic(self._prepare(b, m), m, qidx, pidx, n_threads)
+                if stat > 0:
+                    self.scales_[f] = 1.0 / stat
+                else:
+                    logger.warning(
+                        "feature block %r: every training pair is at distance 0; "
+                        "it is left unscaled and carries no information.", names[f]
+                    )
+        logger.info(
+            "base distances: %s", dict(zip(self.feature_names_, self.metrics_))
+        )
+        return self
+
+    def _resolve_metrics(self, names):
+        metrics = self.metrics
+        if metrics is None:
+            metrics = "l1"
+        if isinstance(metrics, str):
+            check_choice(metrics, "metrics", METRICS)
+            return [metrics] * len(names)
+        if not hasattr(metrics, "get"):
+            raise ValueError(
+                f"metrics must be None, a metric name or a dict, got {metrics!r}."
+            )
+        unknown = [f for f in metrics if f not in names]
+        if unknown:
+            raise ValueError(
+                f"metrics names feature block(s) {unknown} that are not in X "
+                f"(blocks: {list(names)})."
+            )
+        out = []
+        for f in names:
+            m = metrics.get(f, "l1")
+            check_choice(m, f"metrics[{f!r}]", METRICS)
+            out.append(m)
+        return out
+
+    def _pair_statistic(self, block, metric, qidx, pidx, n_threads):
+        code = _KERNEL[metric][0]
+        if self.normalize == "mean":
+            value = _pairwise.paired_mean(block, qidx, pidx, code, n_threads)
+        else:
+            out = np.empty((qidx.size, 1), dtype=np.float32)
+            _pairwise.paired_into(block, block, qidx, pidx, out, 0, code, 1.0, n_threads)
+            value = float(out.max()) if out.size else 0.0
+        return value * _constant(metric)
+
+    # -- computing -----------------------------------------------------------------
+    def _check_is_fitted(self):
+        if not hasattr(self, "scales_"):
+            raise ValueError(
+                "This BaseDistances instance is not fitted yet; call fit(X_train) first."
+            )
+
+    def check(self, X, name="X"):
+        """Validate features against the fitted layout and prepare them for kernels.
+
+        Returns a list of C-contiguous blocks (square roots taken for Hellinger).
+        """
+        self._check_is_fitted()
+        blocks, _, _ = check_feature_blocks(
+            X, name, feature_names=self.feature_names_, dims=self.dims_
+        )
+        if self.diagonal_:
+            return blocks
+        out = []
+        for b, f, m in zip(blocks, self.feature_names_, self.metrics_):
+            _check_histogram(b, f"{name}[{f!r}]", m)
+            out.append(self._prepare(b, m))
+        return out
+
+    @staticmethod
+    def _prepare(block, metric):
+        return np.sqrt(block) if metric == "hellinger" else block
+
+    def pairwise(self, Xq, Xp=None, n_jobs=None):
+        """Normalised base distances between every query and every reference row.
+
+        Parameters
+        ----------
+        Xq : dict of str to array-like, or array-like
+            Query features, laid out as in :meth:`fit`.
+        Xp : dict of str to array-like, or array-like, default=None
+            Reference features; None means ``Xq`` against itself.
+        n_jobs : int or None, default=None
+            Threads: None follows OpenMP (``OMP_NUM_THREADS``, threadpoolctl),
+            -1 uses every CPU.
+
+        Returns
+        -------
+        d : ndarray of shape (n_queries, n_references, n_base), dtype float32
+        """
+        Pq = self.check(Xq, "Xq")
+        Pp = Pq if Xp is None else self.check(Xp, "Xp")
+        nq, np_ = Pq[0].shape[0], Pp[0].shape[0]
+        check_allocation(
+            nq * np_ * self.n_base_ * 4,
+            f"the base-distance tensor ({nq} x {np_} x {self.n_base_} float32)",
+            "pass fewer query rows at a time",
+        )
+        out = np.empty((nq, np_, self.n_base_), dtype=np.float32)
+        self.pairwise_prepared(Pq, Pp, out, effective_n_threads(n_jobs))
+        return out
+
+    def pairwise_prepared(self, Pq, Pp, out, n_threads):
+        """Fill ``out`` (nq, np, F) from blocks already returned by :meth:`check`."""
+        if self.diagonal_:
+            a, b = _common_dtype(Pq[0], Pp[0])
+            _pairwise.diagonal_into(a, b, out, n_threads)
+            return out
+        for f, (a, b, m) in enumerate(zip(Pq, Pp, self.metrics_)):
+            a, b = _common_dtype(a, b)
+            scale = self.scales_[f] * _constant(m)
+            _pairwise.pairwise_into(a, b, out, f, _KERNEL[m][0], scale, n_threads)
+        return out
+
+    def paired_prepared(self, Pq, Pp, qidx, pidx, n_threads):
+        """Base distances of the listed pairs (qidx[r], pidx[r]) -> (n_pairs, F)."""
+        qidx = np.ascontiguousarray(qidx, dtype=np.intp)
+        pidx = np.ascontiguousarray(pidx, dtype=np.intp)
+        out = np.empty((qidx.size, self.n_base_), dtype=np.float32)
+        if self.diagonal_:
+            a, b = _common_dtype(Pq[0], Pp[0])
+            diff = a[qidx].astype(np.float64) - b[pidx]
+            out[:] = diff * diff
+            return out
+        for f, (a, b, m) in enumerate(zip(Pq, Pp, self.metrics_)):
+            a, b = _common_dtype(a, b)
+            scale = self.scales_[f] * _constant(m)
+            _pairwise.paired_into(a, b, qidx, pidx, out, f, _KERNEL[m][0], scale, n_threads)
+        return out
+
+
+def _constant(metric):
+    return 1.0 / np.sqrt(2.0) if metric == "hellinger" else 1.0
+
+
+def _common_dtype(a, b):
+    if a.dtype == b.dtype:
+        return a, b
+    return a.astype(np.float64), b.astype(np.float64)
+
+
+def _check_histogram(block, name, metric):
+    if _KERNEL[metric][1] and (block < 0).any():
+        raise ValueError(
+            f"{name} has negative values, but the {metric!r} base distance needs "
+            "non-negative histograms; use 'l1' or 'l2' for signed features."
+        )
+
+
+def _pair_sample(n, n_pairs, seed):
+    """Pairs q != p: all of them when few, else ``n_pairs`` drawn with ``seed``."""
+    total = n * (n - 1) // 2
+    if total == 0:
+        return np.zeros(0, np.intp), np.zeros(0, np.intp)
+    if total <= n_pairs:
+        q, p = np.triu_indices(n, k=1)
+        return q.astype(np.intp), p.astype(np.intp)
+    rng = np.random.default_rng(seed)
+    q = rng.integers(0, n, size=n_pairs)
+    p = rng.integers(0, n - 1, size=n_pairs)
+    p = p + (p >= q)  # uniform over p != q
+    return q.astype(np.intp), p.astype(np.intp)
