@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 from mtlm_fast import effective_n_threads
@@ -25,8 +27,30 @@ __all__ = ["MTLMAnnotator", "METHODS"]
 
 logger = logging.getLogger(__name__)
 
-#: Methods that :class:`MTLMAnnotator` knows; learned ones register in ``_LEARNERS``.
-METHODS = ("jec",)
+#: Learned methods: name -> "module:function". The function takes the
+#: annotator (fit context: ``base_distances_``, ``_train_blocks``, ``_groups``,
+#: ``Y_train_`` and the parameters) and the thread count, and returns a
+#: :class:`LearnedMetric`.
+_LEARNERS = {}
+
+#: Methods that :class:`MTLMAnnotator` knows.
+METHODS = ("jec", *_LEARNERS)
+
+
+@dataclass(frozen=True)
+class LearnedMetric:
+    """What a learner returns: the weights and the optimisation trace."""
+
+    weights_shared: np.ndarray  # (F,)
+    weights_label: np.ndarray  # (M, F)
+    bias: np.ndarray  # (M,)
+    n_iter: int
+    objective: np.ndarray  # objective after each accepted step
+
+
+def _run_learner(est, n_threads):
+    module, func = _LEARNERS[est.method].split(":")
+    return getattr(importlib.import_module(module), func)(est, n_threads)
 _VOTES = ("normalized", "raw")
 
 
@@ -160,11 +184,16 @@ class MTLMAnnotator(BaseEstimator):
         self.label_counts_ = self._groups.sizes.astype(np.intp)
         F, M = bd.n_base_, Y.shape[1]
 
-        self.weights_shared_ = np.full(F, 1.0 / F)
-        self.weights_label_ = np.zeros((M, F))
-        self.bias_ = np.zeros(M)
-        self.n_iter_ = 0
-        self.objective_ = np.zeros(0)
+        if self.method == "jec":
+            learned = LearnedMetric(np.full(F, 1.0 / F), np.zeros((M, F)), np.zeros(M),
+                                    0, np.zeros(0))
+        else:
+            learned = _run_learner(self, n_threads)
+        self.weights_shared_ = learned.weights_shared
+        self.weights_label_ = learned.weights_label
+        self.bias_ = learned.bias
+        self.n_iter_ = learned.n_iter
+        self.objective_ = learned.objective
         self._choose_tau(n_threads)
         return self
 
