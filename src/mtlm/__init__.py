@@ -1,0 +1,13 @@
+"""mtlm: image annotation with multi-task label-specific local metrics.
+
+Nearest-neighbour annotation (JEC, 2PKNN-style pools and votes) where every
+label ranks training images by its own learned metric
+``D_m(q, p) = (w_* + w_m) . d(q, p)`` (Xu et al., MTAP 2016).
+"""
+
+from mtlm._annotator import METHODS, MTLMAnnotator
+from mtlm._distances import METRICS, BaseDistances
+from mtlm.datasets import load_dataset
+
+__all__ = ["BaseDistances", "METHODS", "METRICS", "MTLMAnnotator", "load_dataset"]
+__version__ = "0.1.0.dev0"

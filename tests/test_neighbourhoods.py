@@ -1,0 +1,94 @@
+"""K2/K5 group k-NN and K6 vote kernels against their numpy twins."""
+
+import numpy as np
+import pytest
+from mtlm_fast import _neighbours, _vote
+from numpy.testing import assert_allclose, assert_array_equal
+
+from mtlm._neighbourhoods import LabelGroups, union_pool
+from mtlm._reference_core import group_knn as ref_group_knn
+from mtlm._reference_core import pool_vote as ref_pool_vote
+
+
+def _problem(rng, b=9, n=60, F=4, M=6, dtype=np.float32, quantise=False):
+    d = rng.random((b, n, F)).astype(np.float32)
+    if quantise:  # many exact ties
+        d = np.round(d * 3) / 3
+    Y = (rng.random((n, M)) < 0.25).astype(np.uint8)
+    Y[:, 0] = 0  # a label with no image
+    Y[:3, 1], Y[3:, 1] = 1, 0  # a label with fewer than k images
+    return d.astype(np.float32), Y
+
+
+def _run_group_knn(d, W, Y, k, exclude, n_threads):
+    groups = LabelGroups.from_labels(Y)
+    b, M = d.shape[0], Y.shape[1]
+    idx = np.empty((b, M, k), np.int32)
+    dist = np.empty((b, M, k))
+    _neighbours.group_knn(d, np.ascontiguousarray(W), groups.ptr, groups.idx,
+                          np.asarray(exclude, np.intp), idx, dist, n_threads)
+    return idx, dist
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("shared", [True, False])
+@pytest.mark.parametrize("quantise", [False, True])
+def test_group_knn_matches_reference(rng, n_threads, shared, quantise):
+    d, Y = _problem(rng, quantise=quantise)
+    W = rng.random((1 if shared else Y.shape[1], d.shape[2]))
+    if quantise:
+        W[:] = 1.0  # exact ties in D: the lower training index must win
+    exclude = rng.integers(-1, d.shape[1], size=d.shape[0])
+    idx, dist = _run_group_knn(d, W, Y, 4, exclude, n_threads)
+    ref_idx, ref_dist = ref_group_knn(d, W, Y, 4, exclude)
+    assert_array_equal(idx, ref_idx)
+    assert_allclose(dist, ref_dist, rtol=1e-12)
+    assert not np.any(idx == exclude[:, None, None])
+
+
+def test_group_knn_duplicates_are_neighbours_self_is_not():
+    # images 0 and 1 are identical (distance 0), both carry label 0
+    d = np.array([[[0.0], [0.0], [0.5]], [[0.0], [0.0], [0.5]]], np.float32)
+    Y = np.array([[1], [1], [1]], np.uint8)
+    idx, _ = _run_group_knn(d, np.ones((1, 1)), Y, 2, [0, 1], 1)
+    assert_array_equal(idx[:, 0], [[1, 2], [0, 2]])
+
+
+def test_union_pool():
+    idx = np.array([[[3, 1], [1, -1]], [[-1, -1], [-1, -1]]], np.int32)
+    pool, size = union_pool(idx)
+    assert_array_equal(size, [2, 0])
+    assert_array_equal(pool[0, :2], [1, 3])
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("shared", [True, False])
+@pytest.mark.parametrize("raw", [False, True])
+def test_pool_vote_matches_reference(rng, n_threads, shared, raw):
+    d, Y = _problem(rng)
+    M = Y.shape[1]
+    W = rng.random((1 if shared else M, d.shape[2]))
+    idx, _ = _run_group_knn(d, W, Y, 3, np.full(d.shape[0], -1), n_threads)
+    pool, size = union_pool(idx)
+    taus = np.array([0.1, 1.0, 7.0])
+    out = np.empty((3, d.shape[0], M))
+    work = np.empty((n_threads, pool.shape[1]))
+    _vote.pool_vote(d, np.ascontiguousarray(W), pool, size, Y, taus, raw, out, work,
+                    n_threads)
+    pools = [pool[i, : size[i]] for i in range(d.shape[0])]
+    for t, tau in enumerate(taus):
+        assert_allclose(out[t], ref_pool_vote(d, W, pools, Y, tau, raw), rtol=1e-12,
+                        atol=1e-300)
+    assert np.all(out[:, :, 0] == 0.0)  # the label without images never scores
+
+
+def test_vote_hand_computed():
+    # pool of two images at D = 0 and D = 1 (tau = 1); label 0 on the far one only
+    d = np.array([[[0.0], [1.0]]], np.float32)
+    Y = np.array([[0, 1], [1, 1]], np.uint8)
+    pool = np.array([[0, 1]], np.int32)
+    out = np.empty((1, 1, 2))
+    _vote.pool_vote(d, np.ones((1, 1)), pool, np.array([2]), Y, np.array([1.0]),
+                    False, out, np.empty((1, 2)), 1)
+    e = np.exp(-1.0)
+    assert_allclose(out[0, 0], [e / (1 + e), 1.0])
