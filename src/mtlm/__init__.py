@@ -7,7 +7,8 @@ label ranks training images by its own learned metric
 
 from mtlm._annotator import METHODS, MTLMAnnotator
 from mtlm._distances import METRICS, BaseDistances
+from mtlm._persistence import load_model
 from mtlm.datasets import load_dataset
 
-__all__ = ["BaseDistances", "METHODS", "METRICS", "MTLMAnnotator", "load_dataset"]
+__all__ = ["BaseDistances", "METHODS", "METRICS", "MTLMAnnotator", "load_dataset", "load_model"]
 __version__ = "0.1.0.dev0"

@@ -175,27 +175,62 @@ class MTLMAnnotator(BaseEstimator):
 
         bd = BaseDistances(metrics=self.metrics, normalize=self.normalize)
         bd._fit_blocks(blocks, names, diagonal, self.n_jobs)
-        self.base_distances_ = bd
-        self._train_blocks = bd.check(dict(zip(names, blocks)) if not diagonal
-                                      else blocks[0], "X")
-        self._groups = LabelGroups.from_labels(Y)
-        self.Y_train_ = Y
-        self.n_labels_in_ = Y.shape[1]
-        self.label_counts_ = self._groups.sizes.astype(np.intp)
+        self._set_training_data(bd, blocks, Y)
         F, M = bd.n_base_, Y.shape[1]
-
         if self.method == "jec":
             learned = LearnedMetric(np.full(F, 1.0 / F), np.zeros((M, F)), np.zeros(M),
                                     0, np.zeros(0))
         else:
             learned = _run_learner(self, n_threads)
-        self.weights_shared_ = learned.weights_shared
-        self.weights_label_ = learned.weights_label
-        self.bias_ = learned.bias
-        self.n_iter_ = learned.n_iter
-        self.objective_ = learned.objective
+        self._set_weights(learned)
         self._choose_tau(n_threads)
         return self
+
+    def _set_training_data(self, bd, blocks, Y):
+        """Keep what prediction needs: base distances, training images, groups."""
+        self.base_distances_ = bd
+        self._train_blocks_raw = blocks
+        self._train_blocks = [bd._prepare(b, m) for b, m in zip(blocks, bd.metrics_)]
+        self._groups = LabelGroups.from_labels(Y)
+        self.Y_train_ = Y
+        self.n_labels_in_ = Y.shape[1]
+        self.label_counts_ = self._groups.sizes.astype(np.intp)
+
+    def _set_weights(self, learned):
+        self.weights_shared_ = np.asarray(learned.weights_shared, dtype=np.float64)
+        self.weights_label_ = np.asarray(learned.weights_label, dtype=np.float64)
+        self.bias_ = np.asarray(learned.bias, dtype=np.float64)
+        self.n_iter_ = int(learned.n_iter)
+        self.objective_ = np.asarray(learned.objective, dtype=np.float64)
+
+    def _set_fitted(self, bd, blocks, Y, ws, wl, bias, n_iter, objective, tau):
+        """Restore a fitted state (used by :func:`mtlm.load_model`)."""
+        self._set_training_data(bd, blocks, Y)
+        self._set_weights(LearnedMetric(ws, wl, bias, n_iter, objective))
+        self.tau_ = tau
+        self.tau_grid_ = None
+        self.tau_scores_ = None
+
+    def save(self, path, *, label_names=None, info=None):
+        """Write the fitted model to a pickle-free ``.npz`` file.
+
+        Parameters
+        ----------
+        path : str or path-like
+            Destination; written atomically (temporary file, then rename).
+        label_names : list of str or None
+            Names of the M labels, stored with the model.
+        info : dict or None
+            JSON-serialisable extra metadata (e.g. evaluation scores).
+
+        Returns
+        -------
+        path : str
+        """
+        check_is_fitted(self, "weights_shared_")
+        from mtlm._persistence import save_model
+
+        return save_model(self, path, label_names=label_names, info=info)
 
     def _metric_weights(self):
         """(1, F) when every label shares one metric, else (M, F)."""
