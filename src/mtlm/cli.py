@@ -43,13 +43,119 @@ def _build_parser():
                     help="threads (default: OpenMP's; -1 = all cores)")
     ev.add_argument("--seed", type=int, default=0, help="random_state (0)")
     ev.add_argument("--quiet", action="store_true", help="no progress on stderr")
+
+    fit = sub.add_parser("fit", help="fit one method on a dataset's training split "
+                         "and save the model")
+    fit.add_argument("--dataset", default="corel5k",
+                     help="'corel5k', a MULAN .arff file or folder, or an .npz")
+    fit.add_argument("--method", default="jec", help="one of: " + ", ".join(METHODS))
+    fit.add_argument("--out", required=True, metavar="MODEL.npz",
+                     help="where to write the model")
+    fit.add_argument("--n-labels", type=int, default=5, help="labels per image (5)")
+    fit.add_argument("--n-jobs", type=int, default=None,
+                     help="threads (default: OpenMP's; -1 = all cores)")
+    fit.add_argument("--seed", type=int, default=0, help="random_state (0)")
+
+    ann = sub.add_parser("annotate", help="annotate images with a saved model")
+    ann.add_argument("--model", required=True, metavar="MODEL.npz")
+    ann.add_argument("--features", required=True, metavar="FILE.npz",
+                     help="one array per feature block, keyed by the feature name "
+                     "(a diagonal model: key 'x'); optional 'image_ids'")
+    ann.add_argument("--top", type=int, default=None,
+                     help="labels per image (default: the model's n_labels)")
+    ann.add_argument("--json", action="store_true", help="print JSON instead of text")
+    ann.add_argument("--n-jobs", type=int, default=None,
+                     help="threads (default: OpenMP's; -1 = all cores)")
     return parser
+
+
+def _load_data(name):
+    from mtlm import load_dataset
+
+    try:
+        return load_dataset(name)
+    except (ValueError, OSError) as exc:
+        raise DataError(f"--dataset {name}: {exc}") from exc
+
+
+def _fit(args):
+    from mtlm import METHODS, MTLMAnnotator
+
+    if args.method not in METHODS:
+        raise SystemExit(_usage_error(
+            f"--method: unknown method {args.method!r}; known: {', '.join(METHODS)}"))
+    data = _load_data(args.dataset)
+    est = MTLMAnnotator(args.method, n_labels=args.n_labels, metrics=data.metrics,
+                        n_jobs=args.n_jobs, random_state=args.seed)
+    t0 = time.perf_counter()
+    est.fit(data.X_train, data.Y_train)
+    info = {"dataset": data.name, "fit_s": time.perf_counter() - t0}
+    try:
+        est.save(args.out, label_names=data.label_names, info=info)
+    except OSError as exc:
+        raise DataError(f"--out {args.out}: {exc}") from exc
+    print(f"saved {args.method} model ({len(data.label_names)} labels, "
+          f"{len(data.feature_names)} feature type(s)) to {args.out}")
+    return 0
+
+
+def _read_features(path, est):
+    import numpy as np
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (OSError, ValueError) as exc:
+        raise DataError(f"--features {path}: cannot read it ({exc})") from exc
+    names = est.base_distances_.feature_names_
+    missing = [f for f in names if f not in arrays]
+    if missing:
+        raise DataError(f"--features {path}: missing feature block(s) {missing}; "
+                        f"the model needs {names}")
+    ids = arrays.get("image_ids")
+    X = arrays[names[0]] if est.base_distances_.diagonal_ else {f: arrays[f] for f in names}
+    return X, ids
+
+
+def _annotate(args):
+    import numpy as np
+
+    from mtlm import load_model
+
+    try:
+        est = load_model(args.model)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"--model {args.model}: {exc}") from exc
+    top = est.n_labels if args.top is None else args.top
+    if top < 1:
+        raise SystemExit(_usage_error("--top must be >= 1"))
+    if args.n_jobs is not None:
+        est.set_params(n_jobs=args.n_jobs)
+    X, ids = _read_features(args.features, est)
+    try:
+        scores = est.decision_function(X)
+    except ValueError as exc:
+        raise DataError(f"--features {args.features}: {exc}") from exc
+    names = est.label_names_ or [str(m) for m in range(scores.shape[1])]
+    ids = [str(i) for i in ids] if ids is not None else [str(i) for i in range(len(scores))]
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :top]
+    result = [{"image": ids[i],
+               "labels": [{"label": names[m], "score": float(scores[i, m])}
+                          for m in order[i]]}
+              for i in range(len(scores))]
+    if args.json:
+        print(json.dumps(result, indent=1))
+    else:
+        for r in result:
+            cells = " ".join(f"{x['label']}:{x['score']:.4f}" for x in r["labels"])
+            print(f"{r['image']}\t{cells}")
+    return 0
 
 
 def _evaluate(args):
     import numpy as np
 
-    from mtlm import METHODS, MTLMAnnotator, load_dataset
+    from mtlm import METHODS, MTLMAnnotator
     from mtlm.metrics import annotation_scores, top_k_annotation
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -57,10 +163,7 @@ def _evaluate(args):
     if unknown or not methods:
         raise SystemExit(_usage_error(
             f"--methods: unknown method(s) {unknown}; known: {', '.join(METHODS)}"))
-    try:
-        data = load_dataset(args.dataset)
-    except (ValueError, OSError) as exc:
-        raise DataError(f"--dataset {args.dataset}: {exc}") from exc
+    data = _load_data(args.dataset)
 
     rows = []
     bar = _progress(len(methods), args.quiet)
@@ -119,8 +222,8 @@ def main(argv=None):
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
-        if args.command == "evaluate":
-            return _evaluate(args)
+        return {"evaluate": _evaluate, "fit": _fit, "annotate": _annotate}[
+            args.command](args)
     except DataError as exc:
         if args.debug:
             raise
@@ -131,7 +234,6 @@ def main(argv=None):
             raise
         print(f"mtlm: error: {exc}", file=sys.stderr)
         return 1
-    return 2
 
 
 if __name__ == "__main__":  # pragma: no cover
