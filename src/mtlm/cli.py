@@ -42,6 +42,9 @@ def _build_parser():
     ev.add_argument("--n-jobs", type=int, default=None,
                     help="threads (default: OpenMP's; -1 = all cores)")
     ev.add_argument("--seed", type=int, default=0, help="random_state (0)")
+    ev.add_argument("--plot", metavar="DIR",
+                    help="write PNG figures to DIR (needs the 'plot' extra): per-label "
+                    "F1 against label frequency, and the learned weights per method")
     ev.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
     fit = sub.add_parser("fit", help="fit one method on a dataset's training split "
@@ -165,7 +168,7 @@ def _evaluate(args):
             f"--methods: unknown method(s) {unknown}; known: {', '.join(METHODS)}"))
     data = _load_data(args.dataset)
 
-    rows = []
+    rows, per_label_f1, fitted = [], {}, {}
     bar = _progress(len(methods), args.quiet)
     for method in methods:
         bar.set_description(method)
@@ -176,19 +179,50 @@ def _evaluate(args):
         t1 = time.perf_counter()
         scores = est.decision_function(data.X_test)
         t2 = time.perf_counter()
-        res = annotation_scores(data.Y_test, top_k_annotation(scores, args.n_labels),
-                                scores)
+        Y_pred = top_k_annotation(scores, args.n_labels)
+        res = annotation_scores(data.Y_test, Y_pred, scores)
+        per_label_f1[method] = _per_label_f1(data.Y_test, Y_pred)
+        fitted[method] = est
         rows.append({"method": method, "P": res["P"], "R": res["R"], "F1": res["F1"],
                      "N+": int(res["N+"]), "MAP": res.get("MAP", float("nan")),
                      "fit_s": t1 - t0, "predict_s": t2 - t1})
         bar.update(1)
     bar.close()
     print(_table(rows, data))
+    if args.plot:
+        _write_plots(args.plot, data, per_label_f1, fitted)
     if args.json:
         with open(args.json, "w") as fh:
             json.dump([{k: (float(v) if isinstance(v, np.floating) else v)
                         for k, v in r.items()} for r in rows], fh, indent=2)
     return 0
+
+
+def _per_label_f1(Y_true, Y_pred):
+    import numpy as np
+
+    from mtlm.metrics import per_label_scores
+
+    res = per_label_scores(Y_true, Y_pred)
+    return np.where(res["Ngt"] > 0, res["F1"], np.nan)
+
+
+def _write_plots(folder, data, per_label_f1, fitted):
+    import os
+
+    from mtlm import plots
+
+    os.makedirs(folder, exist_ok=True)
+    counts = data.Y_train.sum(axis=0)
+    paths = [plots.plot_f1_vs_frequency(per_label_f1, counts,
+                                        os.path.join(folder, "f1_vs_frequency.png"))]
+    for method, est in fitted.items():
+        paths.append(plots.plot_weights(
+            est.weights_shared_, est.weights_label_, data.feature_names,
+            os.path.join(folder, f"weights_{method}.png"), label_names=data.label_names,
+            label_counts=counts, title=f"{method}: w* and w* + w_m (40 most frequent labels)"))
+    for p in paths:
+        print(f"wrote {p}", file=sys.stderr)
 
 
 def _progress(total, quiet):
@@ -229,7 +263,7 @@ def main(argv=None):
             raise
         print(f"mtlm: {exc}", file=sys.stderr)
         return 1
-    except (ValueError, MemoryError) as exc:
+    except (ValueError, MemoryError, ImportError) as exc:
         if args.debug:
             raise
         print(f"mtlm: error: {exc}", file=sys.stderr)
