@@ -73,7 +73,7 @@ def _check_binary(Y, name):
         Y.sum_duplicates()  # duplicate (i, j) entries add up, as in scipy
         Y.eliminate_zeros()
         if not np.all(Y.data == 1):
-            bad = Y.data[Y.data != 1][0]
+            bad = Y.data[Y.data != 1][0].item()
             raise ValueError(f"{name} must hold only 0/1 values; found {bad!r}.")
         Y.data = np.ones_like(Y.data, dtype=np.int8)
         return Y
@@ -84,7 +84,7 @@ def _check_binary(Y, name):
     if Y.dtype.kind != "b":
         ok = (Y == 0) | (Y == 1)
         if not ok.all():
-            bad = Y[~ok].flat[0]
+            bad = Y[~ok].flat[0].item()
             raise ValueError(f"{name} must hold only 0/1 values; found {bad!r}.")
     return Y.astype(bool, copy=False)
 
@@ -202,27 +202,28 @@ def _average_precisions(Y_true, scores):
     """Per-label ``(AP, iAP, Ngt)`` of every column; ``AP = iAP = 0`` if ``Ngt = 0``.
 
     ``Y_true`` is validated (dense bool or CSR), ``scores`` validated and dense.
+    Works on label-major (transposed) blocks so that every sort, gather and cumulative
+    pass runs along contiguous memory.
     """
     n, n_labels = scores.shape
     ap = np.zeros(n_labels, dtype=np.float64)
     iap = np.zeros(n_labels, dtype=np.float64)
     ngt = np.zeros(n_labels, dtype=np.int64)
-    if sp.issparse(Y_true):
-        Y_true = sp.csc_array(Y_true)  # cheap column blocks
-    ranks = np.arange(1, n + 1, dtype=np.float64)[:, None]
+    Y_lab = sp.csr_array(Y_true.T) if sp.issparse(Y_true) else Y_true.T  # (M, n)
+    ranks = np.arange(1, n + 1, dtype=np.float64)
     block = max(1, _BLOCK_CELLS // n)
     for start in range(0, n_labels, block):
-        cols = slice(start, min(start + block, n_labels))
-        Yb = Y_true[:, cols]
-        Yb = Yb.toarray().astype(bool) if sp.issparse(Yb) else Yb
-        order = _argsort_desc_stable(scores[:, cols], axis=0)
-        rel = np.take_along_axis(Yb, order, axis=0)  # rel[k, m]: rank k+1 relevant?
-        hits = np.cumsum(rel, axis=0, dtype=np.float64)
+        rows = slice(start, min(start + block, n_labels))
+        Yb = Y_lab[rows]
+        Yb = Yb.toarray().astype(bool) if sp.issparse(Yb) else np.ascontiguousarray(Yb)
+        order = _argsort_desc_stable(np.ascontiguousarray(scores[:, rows].T), axis=1)
+        rel = np.take_along_axis(Yb, order, axis=1)  # rel[m, k]: rank k+1 relevant?
+        hits = np.cumsum(rel, axis=1, dtype=np.float64)
         prec = hits / ranks  # Prec@k
-        iprec = np.flip(np.maximum.accumulate(np.flip(prec, axis=0), axis=0), axis=0)
-        ngt[cols] = hits[-1].astype(np.int64)
-        ap[cols] = _safe_div(np.where(rel, prec, 0.0).sum(axis=0), ngt[cols])
-        iap[cols] = _safe_div(np.where(rel, iprec, 0.0).sum(axis=0), ngt[cols])
+        iprec = np.flip(np.maximum.accumulate(np.flip(prec, axis=1), axis=1), axis=1)
+        ngt[rows] = hits[:, -1].astype(np.int64)
+        ap[rows] = _safe_div(np.where(rel, prec, 0.0).sum(axis=1), ngt[rows])
+        iap[rows] = _safe_div(np.where(rel, iprec, 0.0).sum(axis=1), ngt[rows])
     return ap, iap, ngt
 
 
