@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from numpy.testing import assert_allclose, assert_array_equal
@@ -135,9 +135,8 @@ def test_top_k_dtype_count_and_k_above_n_labels():
     assert_array_equal(top_k_annotation(scores, np.int64(1)).sum(axis=1), 1)
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_top_k_matches_lexsort_reference_with_many_ties(seed):
-    rng = np.random.default_rng(seed)
+def test_top_k_matches_lexsort_reference_with_many_ties(global_random_seed):
+    rng = np.random.default_rng(global_random_seed)
     scores = rng.integers(0, 4, size=(50, 9)).astype(np.float64)  # heavy ties
     expected = np.zeros(scores.shape, dtype=np.uint8)
     for i, row in enumerate(scores):
@@ -215,9 +214,8 @@ def test_annotation_scores_is_json_serialisable_python_scalars():
         assert type(value) is expected, key
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_per_label_scores_match_sklearn(seed):
-    Y_true, Y_pred, _ = random_case(seed)
+def test_per_label_scores_match_sklearn(global_random_seed):
+    Y_true, Y_pred, _ = random_case(global_random_seed)
     per = per_label_scores(Y_true, Y_pred)
     kw = {"average": None, "zero_division": 0}
     assert_allclose(per["P"], precision_score(Y_true, Y_pred, **kw))
@@ -296,9 +294,8 @@ def test_map_over_labels_with_positive_recall():
     assert mean_average_precision(Y_TRUE_R, S_R, labels=mask) == pytest.approx(5 / 12)
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_average_precision_matches_sklearn_without_ties(seed):
-    Y_true, _, scores = random_case(seed)
+def test_average_precision_matches_sklearn_without_ties(global_random_seed):
+    Y_true, _, scores = random_case(global_random_seed)
     assert all(np.unique(col).size == col.size for col in scores.T)  # no ties
     value, ap = mean_average_precision(Y_true, scores, return_per_label=True)
     present = np.flatnonzero(Y_true.sum(axis=0) > 0)
@@ -308,9 +305,7 @@ def test_average_precision_matches_sklearn_without_ties(seed):
     assert value == pytest.approx(np.mean(expected), rel=1e-12)
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_miap_matches_loop_reference(seed):
-    rng = np.random.default_rng(seed)
+def test_miap_matches_loop_reference(rng):
     Y_true = (rng.random((40, 6)) < 0.3).astype(int)
     Y_true[0] = 1
     scores = rng.integers(0, 5, size=(40, 6))  # integer scores with ties
@@ -544,7 +539,7 @@ def annotation_problems(draw):
     return Y_true, Y_pred, scores, labels
 
 
-@settings(derandomize=True, max_examples=150, deadline=None)
+# Example count and derandomisation come from the hypothesis profile (conftest.py).
 @given(annotation_problems())
 def test_measures_are_bounded(problem):
     Y_true, Y_pred, scores, labels = problem
