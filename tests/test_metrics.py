@@ -434,6 +434,7 @@ def test_bool_and_float_inputs_match_int():
             r"Y_true .* found 2",
         ),  # duplicate entries add up to 2
         (np.zeros((1, 2)), sp.csr_array(np.zeros((1, 3))), r"different shapes"),
+        ([[1, 0], [1]], [[1, 0], [1, 0]], r"Y_true cannot be read as an array"),
     ],
 )
 def test_invalid_binary_inputs(Y_true, Y_pred, match):
@@ -455,6 +456,7 @@ def test_invalid_binary_inputs(Y_true, Y_pred, match):
         ([0.1, 0.2], r"scores must be 2-D"),
         (np.zeros((2, 0)), r"scores is empty"),
         ([[1j, 0], [0, 0]], r"scores must be real numbers; got dtype complex128"),
+        ([[0.1, 0.2], [0.3]], r"scores cannot be read as an array"),
     ],
 )
 def test_invalid_scores(scores, match):

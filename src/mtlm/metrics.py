@@ -63,6 +63,13 @@ def _check_2d_shape(shape, name):
         raise ValueError(f"{name} is empty: shape {tuple(shape)}.")
 
 
+def _as_array(value, name):
+    try:
+        return np.asarray(value)
+    except (ValueError, TypeError) as exc:  # ragged lists and the like
+        raise ValueError(f"{name} cannot be read as an array: {exc}") from exc
+
+
 def _check_binary(Y, name):
     """Return ``Y`` as a dense bool array, or a CSR array whose stored values are 1."""
     if sp.issparse(Y):
@@ -77,7 +84,7 @@ def _check_binary(Y, name):
             raise ValueError(f"{name} must hold only 0/1 values; found {bad!r}.")
         Y.data = np.ones_like(Y.data, dtype=np.int8)
         return Y
-    Y = np.asarray(Y)
+    Y = _as_array(Y, name)
     _check_2d_shape(Y.shape, name)
     if Y.dtype.kind not in "biuf":
         raise ValueError(f"{name} must hold 0/1 values; got dtype {Y.dtype}.")
@@ -94,7 +101,7 @@ def _check_scores(scores, name="scores"):
     if sp.issparse(scores):
         _check_2d_shape(scores.shape, name)
         scores = scores.toarray()
-    scores = np.asarray(scores)
+    scores = _as_array(scores, name)
     _check_2d_shape(scores.shape, name)
     if scores.dtype.kind not in "biuf":
         raise ValueError(f"{name} must be real numbers; got dtype {scores.dtype}.")
