@@ -52,7 +52,7 @@ _BLOCK_CELLS = 1 << 20
 
 
 # --------------------------------------------------------------------------------------
-# Validation (the only place inputs are checked and coerced)
+# Validation here, not via _validation.check_label_matrix: it keeps sparse Y sparse
 # --------------------------------------------------------------------------------------
 def _check_2d_shape(shape, name):
     if len(shape) != 2:
