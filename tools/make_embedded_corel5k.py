@@ -107,7 +107,8 @@ def max_rel_err_all(X0, X1):
         err = 0.0
         for s in range(0, len(X0), 16):
             R = rel_err(
-                dist(X0[s : s + 16, None], X0[None]), dist(X1[s : s + 16, None], X1[None])
+                dist(X0[s : s + 16, None], X0[None]),
+                dist(X1[s : s + 16, None], X1[None]),
             )
             idx = np.arange(R.shape[0])
             R[idx, s + idx] = 0.0
@@ -150,9 +151,11 @@ def build(src):
 def measure(src, arrays, all_pairs, seed=0, n_random=500_000, n_subset=1000):
     """Print a Markdown table of max relative distance errors per feature type."""
     rng = np.random.default_rng(seed)
-    print("| feature | d | random pairs L1 | random pairs chi2 | "
-          f"all pairs of {n_subset} L1 | all pairs of {n_subset} chi2 |"
-          + (" all pairs L1 | all pairs chi2 |" if all_pairs else ""))
+    print(
+        "| feature | d | random pairs L1 | random pairs chi2 | "
+        f"all pairs of {n_subset} L1 | all pairs of {n_subset} chi2 |"
+        + (" all pairs L1 | all pairs chi2 |" if all_pairs else "")
+    )
     print("|---|---|---|---|---|---|" + ("---|---|" if all_pairs else ""))
     worst = 0.0
     for f in [str(f) for f in src["feature_names"]]:
@@ -181,8 +184,11 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=OUT)
-    parser.add_argument("--all-pairs", action="store_true",
-                        help="also check all 12.5M pairs of images (slow)")
+    parser.add_argument(
+        "--all-pairs",
+        action="store_true",
+        help="also check all 12.5M pairs of images (slow)",
+    )
     args = parser.parse_args(argv)
     source = args.source or next((p for p in SOURCE_CANDIDATES if p.exists()), None)
     if source is None or not Path(source).exists():
