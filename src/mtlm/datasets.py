@@ -16,13 +16,15 @@ from pathlib import Path
 import numpy as np
 
 from mtlm._arff import read_arff, read_mulan_labels
+from mtlm._distances import METRICS
 
 __all__ = ["AnnotationDataset", "load_dataset", "BASE_METRICS", "EMBEDDED_DATASETS"]
 
 logger = logging.getLogger(__name__)
 
-#: Names of the base distances a feature block can declare as its default.
-BASE_METRICS = ("l1", "chi2", "l2", "sqeuclidean", "hellinger")
+#: Names of the base distances a feature block can declare as its default
+#: (those of `mtlm.BaseDistances`: l1, chi2, l2, sqeuclidean, hellinger).
+BASE_METRICS = METRICS
 #: Datasets shipped inside the package (name -> file in ``mtlm/data``).
 EMBEDDED_DATASETS = {"corel5k": "corel5k.npz"}
 
