@@ -43,24 +43,32 @@ def kernel_table(nq, npool, dims, repeat):
         Xq = rng.random((nq, d), dtype=np.float32)
         Xp = rng.random((npool, d), dtype=np.float32)
         work = nq * npool * d / 1e9
-        for metric, theirs_name, theirs in [
-            ("l1", "cdist cityblock", lambda: cdist(Xq, Xp, "cityblock")),
-            ("sqeuclidean", "cdist sqeuclidean", lambda: cdist(Xq, Xp, "sqeuclidean")),
-            ("chi2", "numpy reference", lambda: base_distance(Xq[:100], Xp, "chi2")),
-        ]:
+        peers = {
+            "l1": ("cdist cityblock", lambda a, b: cdist(a, b, "cityblock")),
+            "sqeuclidean": (
+                "cdist sqeuclidean",
+                lambda a, b: cdist(a, b, "sqeuclidean"),
+            ),
+            "chi2": ("numpy reference", lambda a, b: base_distance(a[:100], b, "chi2")),
+        }
+        for metric, (theirs_name, theirs) in peers.items():
             bd = BaseDistances(metrics=metric, normalize="none").fit({"x": Xp})
-            ours = _best_of(lambda: bd.pairwise({"x": Xq}, {"x": Xp}, n_jobs=-1), repeat)
-            t_theirs = _best_of(theirs, 1)
+            qa, pa = {"x": Xq}, {"x": Xp}
+            ours = _best_of(lambda: bd.pairwise(qa, pa, n_jobs=-1), repeat)  # noqa: B023
+            t_theirs = _best_of(lambda: theirs(Xq, Xp), 1)  # noqa: B023
             w_theirs = work * (100 / nq if metric == "chi2" else 1.0)
-            rows.append((f"K1 {metric} d={d}", work / ours, theirs_name,
-                         w_theirs / t_theirs))
+            rows.append(
+                (f"K1 {metric} d={d}", work / ours, theirs_name, w_theirs / t_theirs)
+            )
     return rows
 
 
 def gradient_table():
     rows = []
-    for name, module in [("K3 LDML pair sums", "mtlm._ldml"),
-                         ("K4 LMNN set differencing", "mtlm._lmnn")]:
+    for name, module in [
+        ("K3 LDML pair sums", "mtlm._ldml"),
+        ("K4 LMNN set differencing", "mtlm._lmnn"),
+    ]:
         try:
             mod = __import__(module, fromlist=["benchmark_against_reference"])
             ours, ref = mod.benchmark_against_reference()
@@ -74,6 +82,7 @@ def _knn_features(data):
     from mtlm import BaseDistances
 
     bd = BaseDistances(metrics="l1").fit(data.X_train)
+
     # Scale each block by its L1 normaliser so that the concatenated L1
     # distance is the mean-normalised JEC distance (up to the factor F).
     def cat(X):
@@ -83,8 +92,9 @@ def _knn_features(data):
 
 
 def _scores_from_proba(proba):
-    return np.column_stack([p[:, -1] if p.shape[1] > 1 else np.zeros(len(p))
-                            for p in proba])
+    return np.column_stack(
+        [p[:, -1] if p.shape[1] > 1 else np.zeros(len(p)) for p in proba]
+    )
 
 
 def annotator_table(data, methods, n_jobs):
@@ -109,29 +119,41 @@ def annotator_table(data, methods, n_jobs):
             results.append((name, None, np.nan, np.nan, last))
 
     for method in methods:
-        record(f"mtlm {method}",
-               lambda m=method: MTLMAnnotator(m, metrics=data.metrics, n_jobs=n_jobs,
-                                              random_state=0).fit(data.X_train,
-                                                                  data.Y_train),
-               lambda est: est.decision_function(data.X_test))
+        record(
+            f"mtlm {method}",
+            lambda m=method: MTLMAnnotator(
+                m, metrics=data.metrics, n_jobs=n_jobs, random_state=0
+            ).fit(data.X_train, data.Y_train),
+            lambda est: est.decision_function(data.X_test),
+        )
 
     Xtr, Xte = _knn_features(data)
     Ytr = data.Y_train.astype(int)
-    record("sklearn KNeighborsClassifier (k=5, L1)",
-           lambda: KNeighborsClassifier(5, metric="manhattan", n_jobs=n_jobs).fit(Xtr, Ytr),
-           lambda est: _scores_from_proba(est.predict_proba(Xte)))
-    record("sklearn KNeighborsClassifier (k=5, L1, distance-weighted)",
-           lambda: KNeighborsClassifier(5, metric="manhattan", weights="distance",
-                                        n_jobs=n_jobs).fit(Xtr, Ytr),
-           lambda est: _scores_from_proba(est.predict_proba(Xte)))
+    record(
+        "sklearn KNeighborsClassifier (k=5, L1)",
+        lambda: KNeighborsClassifier(5, metric="manhattan", n_jobs=n_jobs).fit(
+            Xtr, Ytr
+        ),
+        lambda est: _scores_from_proba(est.predict_proba(Xte)),
+    )
+    record(
+        "sklearn KNeighborsClassifier (k=5, L1, distance-weighted)",
+        lambda: KNeighborsClassifier(
+            5, metric="manhattan", weights="distance", n_jobs=n_jobs
+        ).fit(Xtr, Ytr),
+        lambda est: _scores_from_proba(est.predict_proba(Xte)),
+    )
 
     def mlknn():
         from skmultilearn.adapt import MLkNN
 
         return MLkNN(k=10).fit(Xtr, Ytr)
 
-    record("scikit-multilearn MLkNN (k=10)", mlknn,
-           lambda est: est.predict_proba(Xte).toarray())
+    record(
+        "scikit-multilearn MLkNN (k=10)",
+        mlknn,
+        lambda est: est.predict_proba(Xte).toarray(),
+    )
 
     def lmnn_knn():
         from metric_learn import LMNN
@@ -142,50 +164,66 @@ def annotator_table(data, methods, n_jobs):
         lmnn = LMNN(n_neighbors=3, max_iter=50, random_state=0).fit(Xtr, y1)
         return lmnn, KNeighborsClassifier(5).fit(lmnn.transform(Xtr), Ytr)
 
-    record("metric-learn LMNN + k-NN (k=5)", lmnn_knn,
-           lambda est: _scores_from_proba(est[1].predict_proba(est[0].transform(Xte))))
+    record(
+        "metric-learn LMNN + k-NN (k=5)",
+        lmnn_knn,
+        lambda est: _scores_from_proba(est[1].predict_proba(est[0].transform(Xte))),
+    )
     return results
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--methods", default="jec",
-                        help="our methods to compare (default: jec)")
+    parser.add_argument(
+        "--methods", default="jec", help="our methods to compare (default: jec)"
+    )
     parser.add_argument("--quick", action="store_true", help="smaller kernel sizes")
     parser.add_argument("--n-jobs", type=int, default=-1)
     args = parser.parse_args(argv)
 
-    from mtlm import load_dataset
     import mtlm_fast
+    from mtlm import load_dataset
 
-    print(f"OpenMP: {mtlm_fast.openmp_enabled()}, threads: "
-          f"{mtlm_fast.effective_n_threads(args.n_jobs)}")
+    print(
+        f"OpenMP: {mtlm_fast.openmp_enabled()}, threads: "
+        f"{mtlm_fast.effective_n_threads(args.n_jobs)}"
+    )
     nq, npool = (200, 2000) if args.quick else (1000, 4500)
-    print(f"\n== Kernels (float32, {nq} x {npool} rows, all threads; "
-          "G pair-dims/s, higher is better)")
+    print(
+        f"\n== Kernels (float32, {nq} x {npool} rows, all threads; "
+        "G pair-dims/s, higher is better)"
+    )
     print(f"{'kernel':<28}{'ours':>9}  {'theirs':<22}{'theirs':>9}{'ratio':>9}")
-    for name, ours, tname, theirs in kernel_table(nq, npool, [48, 192, 1024],
-                                                  2 if args.quick else 3) + gradient_table():
+    for name, ours, tname, theirs in (
+        kernel_table(nq, npool, [48, 192, 1024], 2 if args.quick else 3)
+        + gradient_table()
+    ):
         print(f"{name:<28}{ours:>9.2f}  {tname:<22}{theirs:>9.2f}{ours / theirs:>9.1f}")
 
     data = load_dataset("corel5k")
     methods = [m for m in args.methods.split(",") if m]
-    print("\n== Annotators on the embedded Corel5K (4500/499 images, 260 labels, "
-          "top-5 labels per image)")
-    print(f"{'annotator':<58}{'P':>6}{'R':>6}{'F1':>6}{'N+':>5}{'MAP':>6}"
-          f"{'fit s':>8}{'pred s':>8}")
+    print(
+        "\n== Annotators on the embedded Corel5K (4500/499 images, 260 labels, "
+        "top-5 labels per image)"
+    )
+    print(
+        f"{'annotator':<58}{'P':>6}{'R':>6}{'F1':>6}{'N+':>5}{'MAP':>6}"
+        f"{'fit s':>8}{'pred s':>8}"
+    )
     results = annotator_table(data, methods, args.n_jobs)
     ours_t = {r[0]: r[2] + r[3] for r in results if r[0].startswith("mtlm")}
     for name, res, tf, tp, err in results:
         if res is None:
             print(f"{name:<58}  failed: {err}")
             continue
-        print(f"{name:<58}{res['P']:>6.3f}{res['R']:>6.3f}{res['F1']:>6.3f}"
-              f"{res['N+']:>5d}{res['MAP']:>6.3f}{tf:>8.2f}{tp:>8.2f}")
+        print(
+            f"{name:<58}{res['P']:>6.3f}{res['R']:>6.3f}{res['F1']:>6.3f}"
+            f"{res['N+']:>5d}{res['MAP']:>6.3f}{tf:>8.2f}{tp:>8.2f}"
+        )
     if ours_t:
         base = min(ours_t.values())
         print("\nTime ratios (fastest of ours, fit+predict) / (theirs):")
-        for name, res, tf, tp, err in results:
+        for name, res, tf, tp, _ in results:
             if res is not None and not name.startswith("mtlm"):
                 print(f"  {name}: {base / (tf + tp):.2f}")
 

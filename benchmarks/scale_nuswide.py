@@ -21,9 +21,14 @@ import time
 
 import numpy as np
 
-BLOCKS = {"color_hist64": (64, "l1"), "correlogram144": (144, "l1"),
-          "edge_hist73": (73, "l1"), "wavelet128": (128, "l2"),
-          "moments225": (225, "l2"), "bow500": (500, "chi2")}
+BLOCKS = {
+    "color_hist64": (64, "l1"),
+    "correlogram144": (144, "l1"),
+    "edge_hist73": (73, "l1"),
+    "wavelet128": (128, "l2"),
+    "moments225": (225, "l2"),
+    "bow500": (500, "chi2"),
+}
 N_TRAIN, N_TEST = 161_789, 107_859
 PAPER_HOURS = (24.0, 18.0)
 
@@ -48,10 +53,9 @@ def peak_rss_mb():
 
 
 def measure(n, k, n_jobs):
-    from mtlm_fast import effective_n_threads
-
     from mtlm import BaseDistances
     from mtlm._neighbourhoods import LabelGroups, group_neighbours, pool_scores
+    from mtlm_fast import effective_n_threads
 
     X, Y = synthetic(n)
     Xt, _ = synthetic(int(n / 1.5), seed=1)
@@ -76,9 +80,13 @@ def main(argv=None):
     args = parser.parse_args(argv)
     dims = sum(d for d, _ in BLOCKS.values())
     sizes = [int(s) for s in args.sizes.split(",")]
-    print(f"NUS-WIDE-shaped synthetic data: {len(BLOCKS)} blocks, {dims} dims, 81 labels")
-    print(f"{'n train':>8}{'n test':>8}{'train sel s':>13}{'test pool+vote s':>18}"
-          f"{'G pair-dims/s':>15}{'peak RSS MB':>13}")
+    print(
+        f"NUS-WIDE-shaped synthetic data: {len(BLOCKS)} blocks, {dims} dims, 81 labels"
+    )
+    print(
+        f"{'n train':>8}{'n test':>8}{'train sel s':>13}{'test pool+vote s':>18}"
+        f"{'G pair-dims/s':>15}{'peak RSS MB':>13}"
+    )
     a_train, a_test = [], []
     for n in sizes:
         tr, te, nt = measure(n, args.k, args.n_jobs)
@@ -95,11 +103,15 @@ def main(argv=None):
     a_te = float((t_te * nt2).sum() / (nt2 * nt2).sum())
     h_train = a_tr * N_TRAIN**2 / 3600
     h_test = a_te * N_TRAIN * N_TEST / 3600
-    print(f"\nfit t = a n^2: a_train = {a_tr:.3e} s, a_test = {a_te:.3e} s "
-          f"(per query x training image)")
-    print(f"extrapolated to NUS-WIDE ({N_TRAIN} train, {N_TEST} test): "
-          f"train {h_train:.2f} h + test {h_test:.2f} h = {h_train + h_test:.2f} h "
-          f"on this machine; the paper: {PAPER_HOURS[0]:.0f} h + {PAPER_HOURS[1]:.0f} h")
+    print(
+        f"\nfit t = a n^2: a_train = {a_tr:.3e} s, a_test = {a_te:.3e} s "
+        f"(per query x training image)"
+    )
+    print(
+        f"extrapolated to NUS-WIDE ({N_TRAIN} train, {N_TEST} test): "
+        f"train {h_train:.2f} h + test {h_test:.2f} h = {h_train + h_test:.2f} h "
+        f"on this machine; the paper: {PAPER_HOURS[0]:.0f} h + {PAPER_HOURS[1]:.0f} h"
+    )
 
 
 if __name__ == "__main__":

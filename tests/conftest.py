@@ -5,8 +5,9 @@ import pytest
 from hypothesis import settings
 
 # Reproducible property tests in CI (as SciPy does).
-settings.register_profile("deterministic", derandomize=True, database=None,
-                          deadline=None, max_examples=60)
+settings.register_profile(
+    "deterministic", derandomize=True, database=None, deadline=None, max_examples=60
+)
 settings.register_profile("thorough", deadline=None, max_examples=500)
 settings.load_profile(os.environ.get("MTLM_HYPOTHESIS_PROFILE", "deterministic"))
 

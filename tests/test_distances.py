@@ -55,8 +55,10 @@ def test_hand_computed_values():
         "chi2": 0.16 / 0.8 + 0.16 / 1.2,
         "sqeuclidean": 0.16 + 0.16,
         "l2": np.sqrt(0.32),
-        "hellinger": np.sqrt(((np.sqrt(0.2) - np.sqrt(0.6)) ** 2
-                              + (np.sqrt(0.8) - np.sqrt(0.4)) ** 2) / 2),
+        "hellinger": np.sqrt(
+            ((np.sqrt(0.2) - np.sqrt(0.6)) ** 2 + (np.sqrt(0.8) - np.sqrt(0.4)) ** 2)
+            / 2
+        ),
     }
     for metric, value in hand.items():
         bd = BaseDistances(metrics=metric, normalize="none").fit({"a": x})
@@ -152,5 +154,6 @@ def test_bad_parameters():
     with pytest.raises(ValueError, match="not fitted"):
         BaseDistances().pairwise({"a": np.ones((3, 2))})
     with pytest.raises(ValueError, match="n_jobs"):
-        BaseDistances().fit({"a": np.ones((3, 2))}).pairwise({"a": np.ones((3, 2))},
-                                                             n_jobs=0)
+        BaseDistances().fit({"a": np.ones((3, 2))}).pairwise(
+            {"a": np.ones((3, 2))}, n_jobs=0
+        )

@@ -2,12 +2,12 @@
 
 import numpy as np
 import pytest
-from mtlm_fast import _neighbours, _vote
 from numpy.testing import assert_allclose, assert_array_equal
 
 from mtlm._neighbourhoods import LabelGroups, union_pool
 from mtlm._reference_core import group_knn as ref_group_knn
 from mtlm._reference_core import pool_vote as ref_pool_vote
+from mtlm_fast import _neighbours, _vote
 
 
 def _problem(rng, b=9, n=60, F=4, M=6, dtype=np.float32, quantise=False):
@@ -25,8 +25,16 @@ def _run_group_knn(d, W, Y, k, exclude, n_threads):
     b, M = d.shape[0], Y.shape[1]
     idx = np.empty((b, M, k), np.int32)
     dist = np.empty((b, M, k))
-    _neighbours.group_knn(d, np.ascontiguousarray(W), groups.ptr, groups.idx,
-                          np.asarray(exclude, np.intp), idx, dist, n_threads)
+    _neighbours.group_knn(
+        d,
+        np.ascontiguousarray(W),
+        groups.ptr,
+        groups.idx,
+        np.asarray(exclude, np.intp),
+        idx,
+        dist,
+        n_threads,
+    )
     return idx, dist
 
 
@@ -73,12 +81,14 @@ def test_pool_vote_matches_reference(rng, n_threads, shared, raw):
     taus = np.array([0.1, 1.0, 7.0])
     out = np.empty((3, d.shape[0], M))
     work = np.empty((n_threads, pool.shape[1]))
-    _vote.pool_vote(d, np.ascontiguousarray(W), pool, size, Y, taus, raw, out, work,
-                    n_threads)
+    _vote.pool_vote(
+        d, np.ascontiguousarray(W), pool, size, Y, taus, raw, out, work, n_threads
+    )
     pools = [pool[i, : size[i]] for i in range(d.shape[0])]
     for t, tau in enumerate(taus):
-        assert_allclose(out[t], ref_pool_vote(d, W, pools, Y, tau, raw), rtol=1e-12,
-                        atol=1e-300)
+        assert_allclose(
+            out[t], ref_pool_vote(d, W, pools, Y, tau, raw), rtol=1e-12, atol=1e-300
+        )
     assert np.all(out[:, :, 0] == 0.0)  # the label without images never scores
 
 
@@ -88,7 +98,17 @@ def test_vote_hand_computed():
     Y = np.array([[0, 1], [1, 1]], np.uint8)
     pool = np.array([[0, 1]], np.int32)
     out = np.empty((1, 1, 2))
-    _vote.pool_vote(d, np.ones((1, 1)), pool, np.array([2]), Y, np.array([1.0]),
-                    False, out, np.empty((1, 2)), 1)
+    _vote.pool_vote(
+        d,
+        np.ones((1, 1)),
+        pool,
+        np.array([2]),
+        Y,
+        np.array([1.0]),
+        False,
+        out,
+        np.empty((1, 2)),
+        1,
+    )
     e = np.exp(-1.0)
     assert_allclose(out[0, 0], [e / (1 + e), 1.0])

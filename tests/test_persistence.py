@@ -1,7 +1,6 @@
 """Model files: round trip, atomic writes and clear errors."""
 
 import json
-import zipfile
 
 import numpy as np
 import pytest
@@ -24,8 +23,11 @@ def _fitted(rng, metrics=None, diagonal=False):
 def test_round_trip_predicts_exactly_the_same(rng, tmp_path, metrics):
     diagonal = metrics == "diag"
     est, X = _fitted(rng, None if diagonal else metrics, diagonal)
-    path = est.save(tmp_path / "m.npz", label_names=["w", "x", "y", "z"],
-                    info={"F1": np.float64(0.5)})
+    path = est.save(
+        tmp_path / "m.npz",
+        label_names=["w", "x", "y", "z"],
+        info={"F1": np.float64(0.5)},
+    )
     loaded = load_model(path)
     assert_array_equal(loaded.decision_function(X), est.decision_function(X))
     assert_array_equal(loaded.predict(X), est.predict(X))
@@ -40,8 +42,15 @@ def test_file_is_pickle_free_and_documented(rng, tmp_path):
     est.save(tmp_path / "m.npz")
     with np.load(tmp_path / "m.npz", allow_pickle=False) as z:
         meta = json.loads(str(z["meta"]))
-        assert {"weights_shared", "weights_label", "bias", "scales", "Y_train",
-                "X_train_0", "X_train_1"} <= set(z.files)
+        assert {
+            "weights_shared",
+            "weights_label",
+            "bias",
+            "scales",
+            "Y_train",
+            "X_train_0",
+            "X_train_1",
+        } <= set(z.files)
     assert meta["format"] == "mtlm-model" and meta["format_version"] == 1
     assert meta["feature_names"] == ["a", "b"] and meta["method"] == "jec"
 
@@ -75,7 +84,9 @@ def test_newer_version_truncated_and_foreign_files_raise(rng, tmp_path):
     del arrays["X_train_1"]
     arrays["meta"] = np.array(json.dumps({**meta, "format_version": 1}))
     np.savez(tmp_path / "part.npz", **arrays)
-    with pytest.raises(ValueError, match=r"incomplete model file: missing \['X_train_1'\]"):
+    with pytest.raises(
+        ValueError, match=r"incomplete model file: missing \['X_train_1'\]"
+    ):
         load_model(tmp_path / "part.npz")
     with pytest.raises(FileNotFoundError):
         load_model(tmp_path / "absent.npz")

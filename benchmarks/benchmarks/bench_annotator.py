@@ -17,16 +17,20 @@ class Corel5K:
 
     def time_fit(self, method):
         MTLMAnnotator(method, metrics=self.data.metrics, random_state=0).fit(
-            self.data.X_train, self.data.Y_train)
+            self.data.X_train, self.data.Y_train
+        )
 
     def time_predict(self, method):
         self.est.predict(self.data.X_test)
 
     def peakmem_fit(self, method):
         MTLMAnnotator(method, metrics=self.data.metrics, random_state=0).fit(
-            self.data.X_train, self.data.Y_train)
+            self.data.X_train, self.data.Y_train
+        )
 
     def track_test_f1(self, method):
         from mtlm.metrics import annotation_scores
 
-        return annotation_scores(self.data.Y_test, self.est.predict(self.data.X_test))["F1"]
+        return annotation_scores(self.data.Y_test, self.est.predict(self.data.X_test))[
+            "F1"
+        ]

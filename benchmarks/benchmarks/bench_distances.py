@@ -1,15 +1,17 @@
 """BaseDistances.pairwise (kernel K1) for each base distance at a few sizes."""
 
-import numpy as np
-
 from mtlm import BaseDistances
 
 from .common import histograms
 
 
 class Pairwise:
-    params = (["l1", "chi2", "l2", "sqeuclidean", "hellinger"], [500, 2000],
-              [48, 192], [1, -1])
+    params = (
+        ["l1", "chi2", "l2", "sqeuclidean", "hellinger"],
+        [500, 2000],
+        [48, 192],
+        [1, -1],
+    )
     param_names = ["metric", "n", "dims", "n_jobs"]
     timeout = 120
 

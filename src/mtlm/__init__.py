@@ -10,5 +10,12 @@ from mtlm._distances import METRICS, BaseDistances
 from mtlm._persistence import load_model
 from mtlm.datasets import load_dataset
 
-__all__ = ["BaseDistances", "METHODS", "METRICS", "MTLMAnnotator", "load_dataset", "load_model"]
+__all__ = [
+    "BaseDistances",
+    "METHODS",
+    "METRICS",
+    "MTLMAnnotator",
+    "load_dataset",
+    "load_model",
+]
 __version__ = "0.1.0.dev0"

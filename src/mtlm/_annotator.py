@@ -7,7 +7,6 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
-from mtlm_fast import effective_n_threads
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
@@ -22,6 +21,7 @@ from mtlm._validation import (
     check_label_matrix,
 )
 from mtlm.metrics import annotation_scores, top_k_annotation
+from mtlm_fast import effective_n_threads
 
 __all__ = ["MTLMAnnotator", "METHODS"]
 

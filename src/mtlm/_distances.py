@@ -5,11 +5,10 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-from mtlm_fast import _pairwise
-from mtlm_fast import effective_n_threads
 
 from mtlm._memory import check_allocation
 from mtlm._validation import check_choice, check_feature_blocks, check_int
+from mtlm_fast import _pairwise, effective_n_threads
 
 __all__ = ["BaseDistances", "METRICS"]
 
@@ -70,7 +69,9 @@ class BaseDistances:
     ``normalize="mean"`` or ``"max"`` a constant scale of the input cancels.
     """
 
-    def __init__(self, metrics=None, normalize="mean", n_pairs=1_000_000, random_state=0):
+    def __init__(
+        self, metrics=None, normalize="mean", n_pairs=1_000_000, random_state=0
+    ):
         self.metrics = metrics
         self.normalize = normalize
         self.n_pairs = n_pairs
@@ -114,17 +115,18 @@ class BaseDistances:
             qidx, pidx = _pair_sample(blocks[0].shape[0], n_pairs, self.random_state)
             n_threads = effective_n_threads(n_jobs)
             for f, (b, m) in enumerate(zip(blocks, self.metrics_)):
-                stat = self._pair_statistic(self._prepare(b, m), m, qidx, pidx, n_threads)
+                stat = self._pair_statistic(
+                    self._prepare(b, m), m, qidx, pidx, n_threads
+                )
                 if stat > 0:
                     self.scales_[f] = 1.0 / stat
                 else:
                     logger.warning(
                         "feature block %r: every training pair is at distance 0; "
-                        "it is left unscaled and carries no information.", names[f]
+                        "it is left unscaled and carries no information.",
+                        names[f],
                     )
-        logger.info(
-            "base distances: %s", dict(zip(self.feature_names_, self.metrics_))
-        )
+        logger.info("base distances: %s", dict(zip(self.feature_names_, self.metrics_)))
         return self
 
     def _resolve_metrics(self, names):
@@ -157,15 +159,18 @@ class BaseDistances:
             value = _pairwise.paired_mean(block, qidx, pidx, code, n_threads)
         else:
             out = np.empty((qidx.size, 1), dtype=np.float32)
-            _pairwise.paired_into(block, block, qidx, pidx, out, 0, code, 1.0, n_threads)
+            _pairwise.paired_into(
+                block, block, qidx, pidx, out, 0, code, 1.0, n_threads
+            )
             value = float(out.max()) if out.size else 0.0
         return value * _constant(metric)
 
-    # -- computing -----------------------------------------------------------------
+    # -- computing -------------------------------------------------------------
     def _check_is_fitted(self):
         if not hasattr(self, "scales_"):
             raise ValueError(
-                "This BaseDistances instance is not fitted yet; call fit(X_train) first."
+                "This BaseDistances instance is not fitted yet; "
+                "call fit(X_train) first."
             )
 
     def check(self, X, name="X"):
@@ -243,7 +248,9 @@ class BaseDistances:
         for f, (a, b, m) in enumerate(zip(Pq, Pp, self.metrics_)):
             a, b = _common_dtype(a, b)
             scale = self.scales_[f] * _constant(m)
-            _pairwise.paired_into(a, b, qidx, pidx, out, f, _KERNEL[m][0], scale, n_threads)
+            _pairwise.paired_into(
+                a, b, qidx, pidx, out, f, _KERNEL[m][0], scale, n_threads
+            )
         return out
 
 

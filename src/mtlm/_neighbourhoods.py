@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from mtlm_fast import _neighbours, _vote
 
 from mtlm._memory import check_allocation, rows_per_block
+from mtlm_fast import _neighbours, _vote
 
 __all__ = ["LabelGroups", "group_neighbours", "union_pool", "pool_scores"]
 
@@ -52,7 +52,9 @@ class LabelGroups:
 
 
 def _blocks(n_queries, n_train, n_base, budget=None):
-    rows = rows_per_block(n_train * n_base * 4, **({} if budget is None else {"budget": budget}))
+    rows = rows_per_block(
+        n_train * n_base * 4, **({} if budget is None else {"budget": budget})
+    )
     check_allocation(
         rows * n_train * n_base * 4,
         "one block of base distances",
@@ -68,8 +70,9 @@ def _exclusions(exclude, nq):
     return np.ascontiguousarray(exclude, dtype=np.intp)
 
 
-def group_neighbours(bd, Pq, Pp, W, groups, k, *, exclude=None, n_threads=1,
-                     progress=None):
+def group_neighbours(
+    bd, Pq, Pp, W, groups, k, *, exclude=None, n_threads=1, progress=None
+):
     """k nearest members of every label group for every query row.
 
     Parameters
@@ -104,8 +107,16 @@ def group_neighbours(bd, Pq, Pp, W, groups, k, *, exclude=None, n_threads=1,
         d = np.empty((stop - start, n, F), dtype=np.float32)
         bd.pairwise_prepared([b[start:stop] for b in Pq], Pp, d, n_threads)
         excl = exclude[start:stop]
-        _neighbours.group_knn(d, W, groups.ptr, groups.idx, excl,
-                              idx[start:stop], dist[start:stop], n_threads)
+        _neighbours.group_knn(
+            d,
+            W,
+            groups.ptr,
+            groups.idx,
+            excl,
+            idx[start:stop],
+            dist[start:stop],
+            n_threads,
+        )
         if progress is not None:
             progress(stop - start)
     return idx, dist
@@ -137,8 +148,22 @@ def union_pool(idx):
     return pool, size
 
 
-def pool_scores(bd, Pq, Pp, W_pool, W_vote, groups, Y, k, taus, *, raw=False,
-                exclude=None, n_threads=1, progress=None):
+def pool_scores(
+    bd,
+    Pq,
+    Pp,
+    W_pool,
+    W_vote,
+    groups,
+    Y,
+    k,
+    taus,
+    *,
+    raw=False,
+    exclude=None,
+    n_threads=1,
+    progress=None,
+):
     """Label scores of every query row for each temperature in ``taus``.
 
     The pool of a query is the union over labels of its k nearest images of
@@ -166,8 +191,9 @@ def pool_scores(bd, Pq, Pp, W_pool, W_vote, groups, Y, k, taus, *, raw=False,
         excl = exclude[start:stop]
         idx = np.empty((b, M, k), dtype=np.int32)
         dist = np.empty((b, M, k), dtype=np.float64)
-        _neighbours.group_knn(d, W_pool, groups.ptr, groups.idx, excl, idx, dist,
-                              n_threads)
+        _neighbours.group_knn(
+            d, W_pool, groups.ptr, groups.idx, excl, idx, dist, n_threads
+        )
         pool, size = union_pool(idx)
         work = np.empty((n_threads, pool.shape[1]), dtype=np.float64)
         out = np.empty((taus.size, b, M), dtype=np.float64)

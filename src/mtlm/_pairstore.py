@@ -82,7 +82,9 @@ class PairStore:
         store = cls(q=uq, p=up, d=d)
         logger.info(
             "pair store: %d distinct pairs of %d listed, %.1f MB",
-            store.n_pairs, q.size, store.nbytes / 1e6,
+            store.n_pairs,
+            q.size,
+            store.nbytes / 1e6,
         )
         return store, index.astype(np.int32)
 

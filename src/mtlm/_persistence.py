@@ -61,7 +61,9 @@ def save_model(est, path, *, label_names=None, info=None):
     if label_names is not None:
         label_names = [str(x) for x in label_names]
         if len(label_names) != M:
-            raise ValueError(f"label_names has {len(label_names)} names for {M} labels.")
+            raise ValueError(
+                f"label_names has {len(label_names)} names for {M} labels."
+            )
     params = est.get_params()
     if not isinstance(params.get("random_state"), (int, type(None))):
         params["random_state"] = None  # a RandomState instance is not portable
@@ -139,7 +141,9 @@ def load_model(path):
     try:
         meta = json.loads(str(arrays["meta"]))
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: the model metadata is not valid JSON ({exc}).") from exc
+        raise ValueError(
+            f"{path}: the model metadata is not valid JSON ({exc})."
+        ) from exc
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ValueError(f"{path} is not an mtlm model file.")
     version = meta.get("format_version")
@@ -156,8 +160,10 @@ def load_model(path):
         raise ValueError(f"{path} is an incomplete model file: missing {missing}.")
 
     est = MTLMAnnotator().set_params(**meta["params"])
-    bd = BaseDistances(metrics=dict(zip(names, meta["metrics"])) if not meta["diagonal"]
-                       else None, normalize=meta["normalize"])
+    bd = BaseDistances(
+        metrics=dict(zip(names, meta["metrics"])) if not meta["diagonal"] else None,
+        normalize=meta["normalize"],
+    )
     blocks = [arrays[f"X_train_{i}"] for i in range(len(names))]
     bd.feature_names_ = list(names)
     bd.metrics_ = list(meta["metrics"])
@@ -166,8 +172,15 @@ def load_model(path):
     bd.n_base_ = blocks[0].shape[1] if bd.diagonal_ else len(names)
     bd.scales_ = arrays["scales"]
     est._set_fitted(
-        bd, blocks, arrays["Y_train"], arrays["weights_shared"], arrays["weights_label"],
-        arrays["bias"], int(meta["n_iter"]), arrays["objective"], float(meta["tau"]),
+        bd,
+        blocks,
+        arrays["Y_train"],
+        arrays["weights_shared"],
+        arrays["weights_label"],
+        arrays["bias"],
+        int(meta["n_iter"]),
+        arrays["objective"],
+        float(meta["tau"]),
     )
     est.label_names_ = meta.get("label_names")
     est.model_info_ = meta.get("info", {})

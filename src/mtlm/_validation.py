@@ -33,13 +33,17 @@ def _as_float_array(value, name):
     except Exception as exc:  # ragged lists and the like
         raise ValueError(f"{name} cannot be read as an array: {exc}") from exc
     if arr.dtype == object or arr.dtype.kind in "USVOMm":
-        raise ValueError(f"{name} has dtype {arr.dtype}; a real numeric dtype is needed.")
+        raise ValueError(
+            f"{name} has dtype {arr.dtype}; a real numeric dtype is needed."
+        )
     if arr.dtype.kind == "c":
         raise ValueError(f"{name} is complex; real features are needed.")
     if arr.dtype.kind == "b":
         arr = arr.astype(np.float32)
     if arr.ndim != 2:
-        raise ValueError(f"{name} must be 2-D (n_samples, n_dims), got shape {arr.shape}.")
+        raise ValueError(
+            f"{name} must be 2-D (n_samples, n_dims), got shape {arr.shape}."
+        )
     if arr.shape[0] == 0:
         raise ValueError(f"{name} is empty: it has no rows.")
     if arr.shape[1] == 0:
@@ -78,10 +82,14 @@ def check_feature_blocks(X, name="X", *, feature_names=None, dims=None):
     """
     if isinstance(X, Mapping):
         if len(X) == 0:
-            raise ValueError(f"{name} is an empty dict: give at least one feature block.")
+            raise ValueError(
+                f"{name} is an empty dict: give at least one feature block."
+            )
         for key in X:
             if not isinstance(key, str):
-                raise ValueError(f"{name} keys must be feature names (str), got {key!r}.")
+                raise ValueError(
+                    f"{name} keys must be feature names (str), got {key!r}."
+                )
         if feature_names is None:
             names = list(X)
         else:
@@ -153,7 +161,9 @@ def check_label_matrix(Y, n_samples=None, name="Y", *, n_labels=None, allow_empt
             "use Y.reshape(-1, 1) for a single label."
         )
     if arr.ndim != 2:
-        raise ValueError(f"{name} must be 2-D (n_samples, n_labels), got shape {arr.shape}.")
+        raise ValueError(
+            f"{name} must be 2-D (n_samples, n_labels), got shape {arr.shape}."
+        )
     if arr.shape[1] == 0:
         raise ValueError(f"{name} has no label columns.")
     if n_samples is not None and arr.shape[0] != n_samples:

@@ -26,49 +26,87 @@ def _build_parser():
         prog="mtlm",
         description="Image annotation with multi-task label-specific local metrics.",
     )
-    parser.add_argument("--debug", action="store_true",
-                        help="show tracebacks and debug logging")
+    parser.add_argument(
+        "--debug", action="store_true", help="show tracebacks and debug logging"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    ev = sub.add_parser("evaluate", help="fit each method on the training split, "
-                        "annotate the test split and print P/R/F1/N+/MAP")
-    ev.add_argument("--dataset", default="corel5k",
-                    help="'corel5k' (embedded), a MULAN .arff file or folder, or an "
-                    ".npz laid out as in the README (default: corel5k)")
-    ev.add_argument("--methods", default="jec",
-                    help="comma-separated methods (default: jec); known: " + ", ".join(METHODS))
+    ev = sub.add_parser(
+        "evaluate",
+        help="fit each method on the training split, "
+        "annotate the test split and print P/R/F1/N+/MAP",
+    )
+    ev.add_argument(
+        "--dataset",
+        default="corel5k",
+        help="'corel5k' (embedded), a MULAN .arff file or folder, or an "
+        ".npz laid out as in the README (default: corel5k)",
+    )
+    ev.add_argument(
+        "--methods",
+        default="jec",
+        help="comma-separated methods (default: jec); known: " + ", ".join(METHODS),
+    )
     ev.add_argument("--n-labels", type=int, default=5, help="labels per image (5)")
     ev.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
-    ev.add_argument("--n-jobs", type=int, default=None,
-                    help="threads (default: OpenMP's; -1 = all cores)")
+    ev.add_argument(
+        "--n-jobs",
+        type=int,
+        default=None,
+        help="threads (default: OpenMP's; -1 = all cores)",
+    )
     ev.add_argument("--seed", type=int, default=0, help="random_state (0)")
-    ev.add_argument("--plot", metavar="DIR",
-                    help="write PNG figures to DIR (needs the 'plot' extra): per-label "
-                    "F1 against label frequency, and the learned weights per method")
+    ev.add_argument(
+        "--plot",
+        metavar="DIR",
+        help="write PNG figures to DIR (needs the 'plot' extra): per-label "
+        "F1 against label frequency, and the learned weights per method",
+    )
     ev.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
-    fit = sub.add_parser("fit", help="fit one method on a dataset's training split "
-                         "and save the model")
-    fit.add_argument("--dataset", default="corel5k",
-                     help="'corel5k', a MULAN .arff file or folder, or an .npz")
+    fit = sub.add_parser(
+        "fit", help="fit one method on a dataset's training split and save the model"
+    )
+    fit.add_argument(
+        "--dataset",
+        default="corel5k",
+        help="'corel5k', a MULAN .arff file or folder, or an .npz",
+    )
     fit.add_argument("--method", default="jec", help="one of: " + ", ".join(METHODS))
-    fit.add_argument("--out", required=True, metavar="MODEL.npz",
-                     help="where to write the model")
+    fit.add_argument(
+        "--out", required=True, metavar="MODEL.npz", help="where to write the model"
+    )
     fit.add_argument("--n-labels", type=int, default=5, help="labels per image (5)")
-    fit.add_argument("--n-jobs", type=int, default=None,
-                     help="threads (default: OpenMP's; -1 = all cores)")
+    fit.add_argument(
+        "--n-jobs",
+        type=int,
+        default=None,
+        help="threads (default: OpenMP's; -1 = all cores)",
+    )
     fit.add_argument("--seed", type=int, default=0, help="random_state (0)")
 
     ann = sub.add_parser("annotate", help="annotate images with a saved model")
     ann.add_argument("--model", required=True, metavar="MODEL.npz")
-    ann.add_argument("--features", required=True, metavar="FILE.npz",
-                     help="one array per feature block, keyed by the feature name "
-                     "(a diagonal model: key 'x'); optional 'image_ids'")
-    ann.add_argument("--top", type=int, default=None,
-                     help="labels per image (default: the model's n_labels)")
+    ann.add_argument(
+        "--features",
+        required=True,
+        metavar="FILE.npz",
+        help="one array per feature block, keyed by the feature name "
+        "(a diagonal model: key 'x'); optional 'image_ids'",
+    )
+    ann.add_argument(
+        "--top",
+        type=int,
+        default=None,
+        help="labels per image (default: the model's n_labels)",
+    )
     ann.add_argument("--json", action="store_true", help="print JSON instead of text")
-    ann.add_argument("--n-jobs", type=int, default=None,
-                     help="threads (default: OpenMP's; -1 = all cores)")
+    ann.add_argument(
+        "--n-jobs",
+        type=int,
+        default=None,
+        help="threads (default: OpenMP's; -1 = all cores)",
+    )
     return parser
 
 
@@ -85,11 +123,19 @@ def _fit(args):
     from mtlm import METHODS, MTLMAnnotator
 
     if args.method not in METHODS:
-        raise SystemExit(_usage_error(
-            f"--method: unknown method {args.method!r}; known: {', '.join(METHODS)}"))
+        raise SystemExit(
+            _usage_error(
+                f"--method: unknown method {args.method!r}; known: {', '.join(METHODS)}"
+            )
+        )
     data = _load_data(args.dataset)
-    est = MTLMAnnotator(args.method, n_labels=args.n_labels, metrics=data.metrics,
-                        n_jobs=args.n_jobs, random_state=args.seed)
+    est = MTLMAnnotator(
+        args.method,
+        n_labels=args.n_labels,
+        metrics=data.metrics,
+        n_jobs=args.n_jobs,
+        random_state=args.seed,
+    )
     t0 = time.perf_counter()
     est.fit(data.X_train, data.Y_train)
     info = {"dataset": data.name, "fit_s": time.perf_counter() - t0}
@@ -97,8 +143,10 @@ def _fit(args):
         est.save(args.out, label_names=data.label_names, info=info)
     except OSError as exc:
         raise DataError(f"--out {args.out}: {exc}") from exc
-    print(f"saved {args.method} model ({len(data.label_names)} labels, "
-          f"{len(data.feature_names)} feature type(s)) to {args.out}")
+    print(
+        f"saved {args.method} model ({len(data.label_names)} labels, "
+        f"{len(data.feature_names)} feature type(s)) to {args.out}"
+    )
     return 0
 
 
@@ -113,10 +161,16 @@ def _read_features(path, est):
     names = est.base_distances_.feature_names_
     missing = [f for f in names if f not in arrays]
     if missing:
-        raise DataError(f"--features {path}: missing feature block(s) {missing}; "
-                        f"the model needs {names}")
+        raise DataError(
+            f"--features {path}: missing feature block(s) {missing}; "
+            f"the model needs {names}"
+        )
     ids = arrays.get("image_ids")
-    X = arrays[names[0]] if est.base_distances_.diagonal_ else {f: arrays[f] for f in names}
+    X = (
+        arrays[names[0]]
+        if est.base_distances_.diagonal_
+        else {f: arrays[f] for f in names}
+    )
     return X, ids
 
 
@@ -140,12 +194,21 @@ def _annotate(args):
     except ValueError as exc:
         raise DataError(f"--features {args.features}: {exc}") from exc
     names = est.label_names_ or [str(m) for m in range(scores.shape[1])]
-    ids = [str(i) for i in ids] if ids is not None else [str(i) for i in range(len(scores))]
+    ids = (
+        [str(i) for i in ids]
+        if ids is not None
+        else [str(i) for i in range(len(scores))]
+    )
     order = np.argsort(-scores, axis=1, kind="stable")[:, :top]
-    result = [{"image": ids[i],
-               "labels": [{"label": names[m], "score": float(scores[i, m])}
-                          for m in order[i]]}
-              for i in range(len(scores))]
+    result = [
+        {
+            "image": ids[i],
+            "labels": [
+                {"label": names[m], "score": float(scores[i, m])} for m in order[i]
+            ],
+        }
+        for i in range(len(scores))
+    ]
     if args.json:
         print(json.dumps(result, indent=1))
     else:
@@ -164,16 +227,24 @@ def _evaluate(args):
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = [m for m in methods if m not in METHODS]
     if unknown or not methods:
-        raise SystemExit(_usage_error(
-            f"--methods: unknown method(s) {unknown}; known: {', '.join(METHODS)}"))
+        raise SystemExit(
+            _usage_error(
+                f"--methods: unknown method(s) {unknown}; known: {', '.join(METHODS)}"
+            )
+        )
     data = _load_data(args.dataset)
 
     rows, per_label_f1, fitted = [], {}, {}
     bar = _progress(len(methods), args.quiet)
     for method in methods:
         bar.set_description(method)
-        est = MTLMAnnotator(method, n_labels=args.n_labels, metrics=data.metrics,
-                            n_jobs=args.n_jobs, random_state=args.seed)
+        est = MTLMAnnotator(
+            method,
+            n_labels=args.n_labels,
+            metrics=data.metrics,
+            n_jobs=args.n_jobs,
+            random_state=args.seed,
+        )
         t0 = time.perf_counter()
         est.fit(data.X_train, data.Y_train)
         t1 = time.perf_counter()
@@ -183,9 +254,18 @@ def _evaluate(args):
         res = annotation_scores(data.Y_test, Y_pred, scores)
         per_label_f1[method] = _per_label_f1(data.Y_test, Y_pred)
         fitted[method] = est
-        rows.append({"method": method, "P": res["P"], "R": res["R"], "F1": res["F1"],
-                     "N+": int(res["N+"]), "MAP": res.get("MAP", float("nan")),
-                     "fit_s": t1 - t0, "predict_s": t2 - t1})
+        rows.append(
+            {
+                "method": method,
+                "P": res["P"],
+                "R": res["R"],
+                "F1": res["F1"],
+                "N+": int(res["N+"]),
+                "MAP": res.get("MAP", float("nan")),
+                "fit_s": t1 - t0,
+                "predict_s": t2 - t1,
+            }
+        )
         bar.update(1)
     bar.close()
     print(_table(rows, data))
@@ -193,8 +273,17 @@ def _evaluate(args):
         _write_plots(args.plot, data, per_label_f1, fitted)
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump([{k: (float(v) if isinstance(v, np.floating) else v)
-                        for k, v in r.items()} for r in rows], fh, indent=2)
+            json.dump(
+                [
+                    {
+                        k: (float(v) if isinstance(v, np.floating) else v)
+                        for k, v in r.items()
+                    }
+                    for r in rows
+                ],
+                fh,
+                indent=2,
+            )
     return 0
 
 
@@ -214,13 +303,23 @@ def _write_plots(folder, data, per_label_f1, fitted):
 
     os.makedirs(folder, exist_ok=True)
     counts = data.Y_train.sum(axis=0)
-    paths = [plots.plot_f1_vs_frequency(per_label_f1, counts,
-                                        os.path.join(folder, "f1_vs_frequency.png"))]
+    paths = [
+        plots.plot_f1_vs_frequency(
+            per_label_f1, counts, os.path.join(folder, "f1_vs_frequency.png")
+        )
+    ]
     for method, est in fitted.items():
-        paths.append(plots.plot_weights(
-            est.weights_shared_, est.weights_label_, data.feature_names,
-            os.path.join(folder, f"weights_{method}.png"), label_names=data.label_names,
-            label_counts=counts, title=f"{method}: w* and w* + w_m (40 most frequent labels)"))
+        paths.append(
+            plots.plot_weights(
+                est.weights_shared_,
+                est.weights_label_,
+                data.feature_names,
+                os.path.join(folder, f"weights_{method}.png"),
+                label_names=data.label_names,
+                label_counts=counts,
+                title=f"{method}: w* and w* + w_m (40 most frequent labels)",
+            )
+        )
     for p in paths:
         print(f"wrote {p}", file=sys.stderr)
 
@@ -232,8 +331,10 @@ def _progress(total, quiet):
 
 
 def _table(rows, data):
-    head = (f"{data.name}: {len(data.Y_train)} train / {len(data.Y_test)} test images, "
-            f"{data.Y_train.shape[1]} labels, {len(data.feature_names)} feature type(s)")
+    head = (
+        f"{data.name}: {len(data.Y_train)} train / {len(data.Y_test)} test images, "
+        f"{data.Y_train.shape[1]} labels, {len(data.feature_names)} feature type(s)"
+    )
     lines = [head, "  ".join(f"{c:>10}" for c in _COLUMNS)]
     for r in rows:
         cells = [f"{r['method']:>10}"]
@@ -253,11 +354,14 @@ def main(argv=None):
     """Run the ``mtlm`` command; return its exit code."""
     parser = _build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     try:
         return {"evaluate": _evaluate, "fit": _fit, "annotate": _annotate}[
-            args.command](args)
+            args.command
+        ](args)
     except DataError as exc:
         if args.debug:
             raise

@@ -50,8 +50,13 @@ def plot_f1_vs_frequency(per_label_f1, label_counts, path, *, n_bins=8):
         y = [np.nanmean(f1[b]) if np.isfinite(f1[b]).any() else np.nan for b in bins]
         line = ax.plot(x, y, marker="o", label=method)[0]
         ok = np.isfinite(f1)
-        ax.scatter(counts[ok] * (1 + jitter[ok]), f1[ok], s=5, alpha=0.25,
-                   color=line.get_color())
+        ax.scatter(
+            counts[ok] * (1 + jitter[ok]),
+            f1[ok],
+            s=5,
+            alpha=0.25,
+            color=line.get_color(),
+        )
     ax.set_xscale("log")
     ax.set_xlabel("training images of the label (log scale; bins of equal size)")
     ax.set_ylabel("per-label F1 on the test split")
@@ -64,8 +69,17 @@ def plot_f1_vs_frequency(per_label_f1, label_counts, path, *, n_bins=8):
     return path
 
 
-def plot_weights(weights_shared, weights_label, feature_names, path, *,
-                 label_names=None, label_counts=None, max_labels=40, title=None):
+def plot_weights(
+    weights_shared,
+    weights_label,
+    feature_names,
+    path,
+    *,
+    label_names=None,
+    label_counts=None,
+    max_labels=40,
+    title=None,
+):
     """Heatmap of the learned weights: the shared w_* and w_* + w_m per label.
 
     Parameters
@@ -91,8 +105,9 @@ def plot_weights(weights_shared, weights_label, feature_names, path, *,
     rows = rows[:max_labels]
     data = np.vstack([weights_shared, weights_shared + wl[rows]])
     ylabels = ["w* (shared)"] + [f"{names[m]}" for m in rows]
-    fig, ax = plt.subplots(figsize=(1.2 + 0.5 * len(feature_names),
-                                    1.5 + 0.22 * len(ylabels)), dpi=120)
+    fig, ax = plt.subplots(
+        figsize=(1.2 + 0.5 * len(feature_names), 1.5 + 0.22 * len(ylabels)), dpi=120
+    )
     im = ax.imshow(data, aspect="auto", cmap="viridis")
     ax.set_xticks(range(len(feature_names)), feature_names, rotation=60, ha="right")
     ax.set_yticks(range(len(ylabels)), ylabels, fontsize=7)
