@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from sklearn.base import BaseEstimator
@@ -31,7 +31,11 @@ logger = logging.getLogger(__name__)
 #: annotator (fit context: ``base_distances_``, ``_train_blocks``, ``_groups``,
 #: ``Y_train_`` and the parameters) and the thread count, and returns a
 #: :class:`LearnedMetric`.
-_LEARNERS = {}
+_LEARNERS = {
+    "mtlm-lmnn": "mtlm._lmnn:learn",
+    "local-lmnn": "mtlm._lmnn:learn",
+    "global-lmnn": "mtlm._lmnn:learn",
+}
 
 #: Methods that :class:`MTLMAnnotator` knows.
 METHODS = ("jec", *_LEARNERS)
@@ -46,6 +50,7 @@ class LearnedMetric:
     bias: np.ndarray  # (M,)
     n_iter: int
     objective: np.ndarray  # objective after each accepted step
+    extra: dict = field(default_factory=dict)  # more fitted attributes (name_ -> value)
 
 
 def _run_learner(est, n_threads):
@@ -86,6 +91,24 @@ class MTLMAnnotator(BaseEstimator):
         ``"raw"`` drops the per-label denominator (2PKNN's own form).
     n_tune : int, default=1000
         Training images used to choose ``tau`` when it is ``"auto"``.
+    k_pos, k_neg : int, default=3, 20
+        LMNN: target neighbours (from the label's group) and impostor
+        candidates (images lacking the label) per (image, label).
+    mu : float, default=1.0
+        LMNN push weight.
+    margin : float, default=0.1
+        LMNN margin, as a fraction of the mean initial distance of the
+        stored pairs (the weights have a fixed scale, see ``mtlm._lmnn``).
+    label_budget : float or None, default=1.0
+        MTLM-LMNN: cap on sum(w_m); None keeps only w_m >= 0.
+    gamma_shared, gamma_label : float, default=1.0
+        Weights of ||w_*||^2 and of each ||w_m||^2.
+    max_iter : int or None, default=None
+        Iteration cap; None is the method's default (1000 for LMNN).
+    tol : float, default=1e-6
+        Stop at an accepted step with a relative decrease below ``tol``.
+    full_check_every : int, default=10
+        LMNN: iterations between full checks of every candidate triplet.
     n_jobs : int or None, default=None
         Threads for the kernels: None follows OpenMP (``OMP_NUM_THREADS``,
         ``threadpoolctl.threadpool_limits``), -1 uses every CPU.
@@ -127,6 +150,16 @@ class MTLMAnnotator(BaseEstimator):
         tau="auto",
         vote="normalized",
         n_tune=1000,
+        k_pos=3,
+        k_neg=20,
+        mu=1.0,
+        margin=0.1,
+        label_budget=1.0,
+        gamma_shared=1.0,
+        gamma_label=1.0,
+        max_iter=None,
+        tol=1e-6,
+        full_check_every=10,
         n_jobs=None,
         random_state=None,
     ):
@@ -138,6 +171,16 @@ class MTLMAnnotator(BaseEstimator):
         self.tau = tau
         self.vote = vote
         self.n_tune = n_tune
+        self.k_pos = k_pos
+        self.k_neg = k_neg
+        self.mu = mu
+        self.margin = margin
+        self.label_budget = label_budget
+        self.gamma_shared = gamma_shared
+        self.gamma_label = gamma_label
+        self.max_iter = max_iter
+        self.tol = tol
+        self.full_check_every = full_check_every
         self.n_jobs = n_jobs
         self.random_state = random_state
 
@@ -183,6 +226,8 @@ class MTLMAnnotator(BaseEstimator):
         else:
             learned = _run_learner(self, n_threads)
         self._set_weights(learned)
+        for name, value in learned.extra.items():
+            setattr(self, name, value)
         self._choose_tau(n_threads)
         return self
 
