@@ -323,8 +323,9 @@ def gradients(ts, w_shared, w_label, S, *, mu, gamma_shared, gamma_label, mode):
 
 
 def fit_lmnn(ts, *, mode="mtlm", mu=1.0, margin=0.1, gamma_shared=1.0,
-             gamma_label=1.0, label_budget=1.0, max_iter=DEFAULT_MAX_ITER, tol=1e-6,
-             full_check_every=10, n_threads=1, callback=None):
+             gamma_label=1.0, label_budget=1.0, label_sum="at_most",
+             max_iter=DEFAULT_MAX_ITER, tol=1e-6, full_check_every=10, n_threads=1,
+             callback=None):
     """Projected (sub)gradient descent on MTLM-LMNN with the active-set update.
 
     Parameters
@@ -339,6 +340,10 @@ def fit_lmnn(ts, *, mode="mtlm", mu=1.0, margin=0.1, gamma_shared=1.0,
         Weights of ||w_*||^2 and of each ||w_m||^2.
     label_budget : float or None
         Cap on sum(w_m) (mtlm mode); None keeps only w_m >= 0.
+    label_sum : {"at_most", "equal"}
+        mtlm mode: ``sum(w_m) <= label_budget`` (w_m starts at 0), or
+        ``sum(w_m) == label_budget`` (w_m starts at ``label_budget / F``:
+        every label spends the same budget on the features it prefers).
     max_iter, tol, full_check_every : see :class:`~mtlm.MTLMAnnotator`.
     callback : callable or None
         Called after every iteration with ``(it, accepted, W, state)`` where W
@@ -354,6 +359,9 @@ def fit_lmnn(ts, *, mode="mtlm", mu=1.0, margin=0.1, gamma_shared=1.0,
     w0 = np.full(F, 1.0 / F)
     w_s = w0.copy() if mode != "local" else np.zeros(F)
     w_l = np.zeros((nT, F)) if mode != "local" else np.tile(w0, (nT, 1))
+    equal = mode == "mtlm" and label_sum == "equal"
+    if equal:
+        w_l[:] = label_budget / F
     D0 = ts.store.d @ w0
     margin_abs = float(margin * D0.mean()) if D0.size else float(margin)
     kw = dict(mu=mu, gamma_shared=gamma_shared, gamma_label=gamma_label, mode=mode)
@@ -364,6 +372,8 @@ def fit_lmnn(ts, *, mode="mtlm", mu=1.0, margin=0.1, gamma_shared=1.0,
         if learn_l:
             if mode == "local":
                 vl = project_simplex(vl, 1.0)
+            elif equal:
+                vl = project_simplex(vl, label_budget)
             elif label_budget is None:
                 vl = np.maximum(vl, 0.0)
             else:
@@ -375,9 +385,16 @@ def fit_lmnn(ts, *, mode="mtlm", mu=1.0, margin=0.1, gamma_shared=1.0,
     E = objective_terms(ts, w_s, w_l, state.hinge, **kw)
     objective = [E]
     Gs, Gl = gradients(ts, w_s, w_l, state.S, **kw)
+    # Initial step (section 4.3) on the gradient seen through the projection:
+    # the part of G that the projection removes (its mean on a sum-1
+    # simplex, positive entries at w = 0) would otherwise make eta0 tiny.
     gmax = max(np.abs(Gs).max() if learn_s else 0.0, np.abs(Gl).max() if learn_l else 0.0)
+    if gmax > 0:
+        t = 1e-6 / gmax
+        ps, pl = project(w_s - t * Gs, w_l - t * Gl)
+        gmax = max(np.abs(ps - w_s).max(), np.abs(pl - w_l).max(initial=0.0)) / t
     eta0 = 0.1 * max(np.abs(w_s).max(), np.abs(w_l).max(initial=0.0), 1.0 / F)
-    eta0 = eta0 / gmax if gmax > 0 else 0.0
+    eta0 = eta0 / gmax if gmax > 1e-300 else 0.0
     eta = eta0
     converged = False
     it = 0
@@ -469,8 +486,12 @@ def check_lmnn_params(est):
     return p
 
 
-def result_to_weights(res, ts, M, mode):
-    """Per-label (w_*, W_label, n_active) from the per-task result."""
+def result_to_weights(res, ts, M, mode, label_fill=0.0):
+    """Per-label (w_*, W_label, n_active) from the per-task result.
+
+    Labels without a task get w_m = ``label_fill`` * w_* (mtlm: the shared
+    metric, scaled like the others when ``label_sum="equal"``), or w0 (local).
+    """
     F = res.w_shared.size
     n_active = np.zeros(M, dtype=np.int64)
     if mode == "global":
@@ -478,6 +499,8 @@ def result_to_weights(res, ts, M, mode):
     w_label = np.zeros((M, F))
     if mode == "local":
         w_label[:] = 1.0 / F  # labels without a task keep the initial metric
+    elif label_fill:
+        w_label[:] = label_fill * res.w_shared
     w_label[ts.task_labels] = res.w_label
     n_active[ts.task_labels] = res.n_active
     return res.w_shared, w_label, n_active
