@@ -16,7 +16,6 @@ on the Corel5K-sized triplet set of MTLM-LMNN.
 from __future__ import annotations
 
 import argparse
-import itertools
 import logging
 import time
 import warnings
@@ -37,15 +36,16 @@ from mtlm.metrics import annotation_scores, top_k_annotation
 DATA = "/work/shared/data/corel5k/corel5k_color10.npz"
 
 GRIDS = {
-    "global-lmnn": dict(margin=[0.1, 0.3, 1.0], gamma_shared=[1.0]),
-    "local-lmnn": dict(margin=[0.1, 0.3, 1.0], gamma_label=[0.01]),
-    "mtlm-lmnn": dict(margin=[0.1, 0.3, 1.0], gamma_shared=[1.0, 300.0],
-                      gamma_label=[0.01]),
+    "global-lmnn": [dict(margin=m) for m in (0.1, 0.3, 1.0)],
+    "local-lmnn": [dict(margin=m, gamma_label=0.01) for m in (0.1, 0.3)],
+    "mtlm-lmnn": [dict(margin=m, label_sum=s, gamma_label=0.01)
+                  for m in (0.1, 0.3) for s in ("at_most", "equal")]
+    + [dict(margin=0.1, gamma_shared=300.0, gamma_label=0.01)],
 }
 QUICK = {
-    "global-lmnn": dict(margin=[0.1]),
-    "local-lmnn": dict(margin=[0.1]),
-    "mtlm-lmnn": dict(margin=[0.1, 1.0]),
+    "global-lmnn": [dict(margin=0.1)],
+    "local-lmnn": [dict(margin=0.1)],
+    "mtlm-lmnn": [dict(margin=0.1), dict(margin=0.1, label_sum="equal")],
 }
 
 
@@ -58,9 +58,7 @@ def load():
 
 
 def configs(grid):
-    keys = sorted(grid)
-    for values in itertools.product(*(grid[k] for k in keys)):
-        yield dict(zip(keys, values))
+    yield from grid
 
 
 def holdout_f1(est, Pq, Y_hold, n_threads):
@@ -105,7 +103,9 @@ def tune(Xtr, Ytr, methods, grids, max_iter, n_threads, log):
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 res = fit_lmnn(ts, mode=mode, max_iter=max_iter, n_threads=n_threads,
                                **fit_kw)
-            w_s, w_l, _ = result_to_weights(res, ts, Ya.shape[1], mode)
+            fill = (fit_kw.get("label_budget", 1.0)
+                    if mode == "mtlm" and fit_kw.get("label_sum") == "equal" else 0.0)
+            w_s, w_l, _ = result_to_weights(res, ts, Ya.shape[1], mode, fill)
             base._set_weights(LearnedMetric(w_s, w_l, np.zeros(Ya.shape[1]),
                                             res.n_iter, res.objective))
             f1, tau = holdout_f1(base, Pq, Yh, n_threads)

@@ -315,9 +315,39 @@ def test_annotator_attributes_and_convergence_warning(rng):
     ("label_budget", 0.0, "label_budget must be > 0"),
     ("full_check_every", 0, "full_check_every must be >= 1"),
     ("max_iter", 0, "max_iter must be >= 1"),
+    ("label_sum", "less", "label_sum must be one of"),
 ])
 def test_bad_parameters(rng, param, value, match):
     X = {"a": rng.random((20, 3))}
     Y = (rng.random((20, 3)) < 0.5).astype(np.uint8)
     with pytest.raises(ValueError, match=match):
         MTLMAnnotator("mtlm-lmnn", **{param: value}).fit(X, Y)
+
+
+@pytest.mark.parametrize("label_sum", ["at_most", "equal"])
+def test_projection_keeps_the_scale(rng, label_sum):
+    bd, blocks, Y, ts = triplets(rng)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        res = fit_lmnn(ts, margin=0.5, gamma_shared=0.0, gamma_label=0.0,
+                       label_budget=0.7, label_sum=label_sum, max_iter=80)
+    assert res.w_shared.min() >= 0
+    assert res.w_shared.sum() == pytest.approx(1.0)
+    assert res.w_label.min() >= 0
+    if label_sum == "equal":
+        assert_allclose(res.w_label.sum(axis=1), 0.7)
+    else:
+        assert np.all(res.w_label.sum(axis=1) <= 0.7 + 1e-12)
+    assert res.n_iter > 1
+
+
+def test_equal_budget_label_without_task_follows_shared(rng):
+    _, _, Y = make_data(rng, ties=False)
+    X = {"a": rng.random((60, 5)), "b": rng.random((60, 4))}
+    est = MTLMAnnotator("mtlm-lmnn", label_sum="equal", label_budget=0.5,
+                        max_iter=30, k_neg=5, margin=0.5, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X, Y)
+    assert_allclose(est.weights_label_[-1], 0.5 * est.weights_shared_)
+    assert_allclose(est.weights_label_.sum(axis=1), 0.5)

@@ -101,6 +101,8 @@ class MTLMAnnotator(BaseEstimator):
         stored pairs (the weights have a fixed scale, see ``mtlm._lmnn``).
     label_budget : float or None, default=1.0
         MTLM-LMNN: cap on sum(w_m); None keeps only w_m >= 0.
+    label_sum : {"at_most", "equal"}, default="at_most"
+        MTLM-LMNN: ``sum(w_m) <= label_budget`` or ``== label_budget``.
     gamma_shared, gamma_label : float, default=1.0
         Weights of ||w_*||^2 and of each ||w_m||^2.
     max_iter : int or None, default=None
@@ -155,6 +157,7 @@ class MTLMAnnotator(BaseEstimator):
         mu=1.0,
         margin=0.1,
         label_budget=1.0,
+        label_sum="at_most",
         gamma_shared=1.0,
         gamma_label=1.0,
         max_iter=None,
@@ -176,6 +179,7 @@ class MTLMAnnotator(BaseEstimator):
         self.mu = mu
         self.margin = margin
         self.label_budget = label_budget
+        self.label_sum = label_sum
         self.gamma_shared = gamma_shared
         self.gamma_label = gamma_label
         self.max_iter = max_iter

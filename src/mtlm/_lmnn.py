@@ -36,7 +36,7 @@ from sklearn.exceptions import ConvergenceWarning
 from mtlm._neighbourhoods import _blocks
 from mtlm._pairstore import PairStore
 from mtlm._simplex import project_capped_simplex, project_simplex
-from mtlm._validation import check_float, check_int
+from mtlm._validation import check_choice, check_float, check_int
 
 __all__ = ["TripletSet", "build_triplets", "fit_lmnn", "learn", "LMNN_METHODS"]
 
@@ -477,6 +477,7 @@ def check_lmnn_params(est):
         gamma_label=check_float(est.gamma_label, "gamma_label", low=0.0),
         label_budget=check_float(est.label_budget, "label_budget", low=0.0,
                                  low_open=True, allow_none=True),
+        label_sum=check_choice(est.label_sum, "label_sum", ("at_most", "equal")),
         max_iter=check_int(est.max_iter, "max_iter", low=1, allow_none=True),
         tol=check_float(est.tol, "tol", low=0.0),
         full_check_every=check_int(est.full_check_every, "full_check_every", low=1),
@@ -517,10 +518,12 @@ def learn(est, n_threads):
                         p["k_neg"], global_task=mode == "global", n_threads=n_threads)
     res = fit_lmnn(ts, mode=mode, mu=p["mu"], margin=p["margin"],
                    gamma_shared=p["gamma_shared"], gamma_label=p["gamma_label"],
-                   label_budget=p["label_budget"], max_iter=p["max_iter"],
+                   label_budget=p["label_budget"], label_sum=p["label_sum"],
+                   max_iter=p["max_iter"],
                    tol=p["tol"], full_check_every=p["full_check_every"],
                    n_threads=n_threads)
-    w_s, w_l, n_active = result_to_weights(res, ts, Y.shape[1], mode)
+    fill = p["label_budget"] if mode == "mtlm" and p["label_sum"] == "equal" else 0.0
+    w_s, w_l, n_active = result_to_weights(res, ts, Y.shape[1], mode, fill)
     W = w_s[None, :] + w_l
     dead = np.flatnonzero(W.sum(axis=1) < 1e-6)
     if dead.size:
