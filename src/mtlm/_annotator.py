@@ -74,6 +74,9 @@ class MTLMAnnotator(BaseEstimator):
     ----------
     method : str, default="jec"
         ``"jec"``: equal weights ``1/F`` for every label (no learning).
+        ``"mtlm-lmnn"``, ``"local-lmnn"``, ``"global-lmnn"``: LMNN-learned
+        metrics, shared + per label, per label only, or one global metric
+        (see ``mtlm._lmnn``).
     n_labels : int, default=5
         Labels given to each image by :meth:`predict`.
     metrics : dict, str or None, default=None
@@ -139,6 +142,10 @@ class MTLMAnnotator(BaseEstimator):
         Number of labels M seen in fit.
     label_counts_ : ndarray of shape (M,)
         Training images of each label.
+    n_active_ : ndarray of shape (M,) or (1,)
+        LMNN: active triplets per label at the end ((1,) for global-lmnn).
+    n_triplets_ : int
+        LMNN: candidate triplets.
     """
 
     def __init__(
