@@ -138,12 +138,19 @@ def time_iterations(Xtr, Ytr, n_threads, log, repeat=20):
     est = MTLMAnnotator("jec", tau=1.0, n_jobs=n_threads).fit(Xtr, Ytr)
     ts = build_triplets(est.base_distances_, est._train_blocks, Ytr, 3, 20,
                         n_threads=n_threads)
-    F = est.base_distances_.n_base_
+    # Two consecutive accepted iterates of a real fit: a typical step.
+    iterates = []
+
+    def keep(it, accepted, W, state):
+        if accepted:
+            iterates.append(W.copy())
+            del iterates[:-2]
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        res = fit_lmnn(ts, mode="mtlm", max_iter=50, n_threads=n_threads)
-    W1 = res.w_shared[None, :] + res.w_label
-    W0 = np.full_like(W1, 1.0 / F)
+        res = fit_lmnn(ts, mode="mtlm", max_iter=50, n_threads=n_threads,
+                       callback=keep)
+    W0, W1 = iterates
     inc = _ActiveState(ts, res.margin, n_threads)
     inc.update(W0, full=True)
     scr = _ActiveState(ts, res.margin, n_threads)
