@@ -109,13 +109,13 @@ def test_bad_parameters_raise(rng, params, match):
 
 def test_bad_labels_raise(rng):
     X, _, Y = _data(rng)
-    with pytest.raises(ValueError, match="Y must hold only 0 and 1"):
+    with pytest.raises(ValueError, match="y must hold only 0 and 1"):
         MTLMAnnotator().fit(X, Y * 2)
-    with pytest.raises(ValueError, match="Y has 79 rows but the features have 80"):
+    with pytest.raises(ValueError, match="y has 79 rows but the features have 80"):
         MTLMAnnotator().fit(X, Y[1:])
-    with pytest.raises(ValueError, match="Y has no positive entry"):
+    with pytest.raises(ValueError, match="y has no positive entry"):
         MTLMAnnotator().fit(X, np.zeros_like(Y))
-    with pytest.raises(ValueError, match="Y must be 2-D"):
+    with pytest.raises(ValueError, match="y must be 2-D"):
         MTLMAnnotator().fit(X, Y[:, 0])
 
 
@@ -126,7 +126,7 @@ def test_predict_checks(rng):
     est = MTLMAnnotator().fit(X, Y)
     with pytest.raises(ValueError, match=r"missing feature block\(s\) \['b'\]"):
         est.predict({"a": Xt["a"]})
-    with pytest.raises(ValueError, match=r"X\['a'\] has 5 columns but 6"):
+    with pytest.raises(ValueError, match=r"X\['a'\] has 5 features, but mtlm is expecting 6"):
         est.predict({"a": Xt["a"][:, :5], "b": Xt["b"]})
     with pytest.raises(ValueError, match=r"X\['b'\] contains NaN"):
         est.predict({"a": Xt["a"], "b": np.full((7, 3), np.nan)})

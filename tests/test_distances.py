@@ -111,7 +111,9 @@ def test_float32_and_float64_blocks_mix(rng):
         ({"a": np.array([[np.inf, 1.0]])}, r"X\['a'\] contains inf"),
         ({"a": np.ones((3, 2)), "b": np.ones((4, 2))}, "different numbers of rows"),
         ({"a": np.ones(3)}, "must be 2-D"),
-        ({"a": np.ones((0, 2))}, "no rows"),
+        ({"a": np.ones((0, 2))}, r"0 sample\(s\)"),
+        ({"a": np.ones((2, 0))}, r"0 feature\(s\)"),
+        ({"a": np.array([[1.0, {}]], dtype=object)}, "non-numeric"),
         ({"a": np.array([["x", "y"]])}, "dtype"),
         ({"a": np.ones((2, 2)) * 1j}, "complex"),
         ({}, "empty dict"),
@@ -138,7 +140,7 @@ def test_layout_mismatch_at_pairwise():
         bd.pairwise({"a": np.ones((3, 2))})
     with pytest.raises(ValueError, match=r"not seen in fit"):
         bd.pairwise({"a": np.ones((3, 2)), "b": np.ones((3, 4)), "c": np.ones((3, 1))})
-    with pytest.raises(ValueError, match=r"Xq\['b'\] has 3 columns but 4"):
+    with pytest.raises(ValueError, match=r"Xq\['b'\] has 3 features, but mtlm is expecting 4"):
         bd.pairwise({"a": np.ones((3, 2)), "b": np.ones((3, 3))})
     with pytest.raises(ValueError, match="single array"):
         bd.pairwise(np.ones((3, 6)))

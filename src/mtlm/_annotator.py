@@ -195,6 +195,13 @@ class MTLMAnnotator(BaseEstimator):
         self.n_jobs = n_jobs
         self.random_state = random_state
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        tags.target_tags.multi_output = True
+        tags.target_tags.single_output = False  # Y is an (n, M) label matrix
+        return tags
+
     # -- parameters --------------------------------------------------------------
     def _validate_params(self):
         check_choice(self.method, "method", METHODS)
@@ -207,15 +214,15 @@ class MTLMAnnotator(BaseEstimator):
         effective_n_threads(self.n_jobs)  # raises on a bad n_jobs
 
     # -- fitting -----------------------------------------------------------------
-    def fit(self, X, Y):
+    def fit(self, X, y):
         """Learn the base-distance normalisers, the label metrics and ``tau``.
 
         Parameters
         ----------
         X : dict of str to array-like of shape (n, d_f), or array-like of shape (n, d)
             Training features: feature blocks by name, or one array (diagonal mode).
-        Y : array-like or sparse matrix of shape (n, M)
-            Training labels, 0/1.
+        y : array-like or sparse matrix of shape (n, M)
+            Training label matrix Y, 0/1 (an image may have no label).
 
         Returns
         -------
@@ -224,7 +231,7 @@ class MTLMAnnotator(BaseEstimator):
         self._validate_params()
         blocks, names, diagonal = check_feature_blocks(X, "X")
         n = blocks[0].shape[0]
-        Y = check_label_matrix(Y, n, "Y", allow_empty=False)
+        Y = check_label_matrix(y, n, "y", allow_empty=False)
         n_threads = effective_n_threads(self.n_jobs)
 
         bd = BaseDistances(metrics=self.metrics, normalize=self.normalize)
@@ -251,6 +258,7 @@ class MTLMAnnotator(BaseEstimator):
         self.Y_train_ = Y
         self.n_labels_in_ = Y.shape[1]
         self.label_counts_ = self._groups.sizes.astype(np.intp)
+        self.n_features_in_ = int(sum(bd.dims_))
 
     def _set_weights(self, learned):
         self.weights_shared_ = np.asarray(learned.weights_shared, dtype=np.float64)
@@ -357,10 +365,22 @@ class MTLMAnnotator(BaseEstimator):
         """
         return top_k_annotation(self.decision_function(X), self.n_labels)
 
-    def score(self, X, Y):
-        """F1 at ``n_labels`` (ALGORITHM.md section 6) of the annotation of X."""
+    def score(self, X, y):
+        """F1 at ``n_labels`` (ALGORITHM.md section 6) of the annotation of X.
+
+        Parameters
+        ----------
+        X : dict of str to array-like, or array-like
+            Features laid out as in :meth:`fit`.
+        y : array-like or sparse matrix of shape (n, M)
+            True 0/1 label matrix.
+
+        Returns
+        -------
+        score : float
+        """
         scores = self.decision_function(X)
-        Y = check_label_matrix(Y, scores.shape[0], "Y", n_labels=scores.shape[1])
+        Y = check_label_matrix(y, scores.shape[0], "y", n_labels=scores.shape[1])
         return _f1_or_zero(Y, top_k_annotation(scores, self.n_labels))
 
 

@@ -32,22 +32,40 @@ def _as_float_array(value, name):
         arr = np.asarray(value)
     except Exception as exc:  # ragged lists and the like
         raise ValueError(f"{name} cannot be read as an array: {exc}") from exc
-    if arr.dtype == object or arr.dtype.kind in "USVOMm":
+    if arr.dtype == object:
+        try:
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                f"{name} has dtype object with non-numeric entries ({exc}); "
+                "a real numeric array is needed."
+            ) from exc
+    if arr.dtype.kind in "USVMm":
         raise ValueError(
             f"{name} has dtype {arr.dtype}; a real numeric dtype is needed."
         )
     if arr.dtype.kind == "c":
-        raise ValueError(f"{name} is complex; real features are needed.")
+        raise ValueError(
+            f"{name} is complex: Complex data not supported; real features are needed."
+        )
     if arr.dtype.kind == "b":
         arr = arr.astype(np.float32)
     if arr.ndim != 2:
         raise ValueError(
-            f"{name} must be 2-D (n_samples, n_dims), got shape {arr.shape}."
+            f"{name} must be 2-D (n_samples, n_dims), got shape {arr.shape}. "
+            "Reshape your data with array.reshape(-1, 1) for a single feature or "
+            "array.reshape(1, -1) for a single sample."
         )
     if arr.shape[0] == 0:
-        raise ValueError(f"{name} is empty: it has no rows.")
+        raise ValueError(
+            f"{name} is empty: it has 0 sample(s) (shape={arr.shape}) while a "
+            "minimum of 1 is required."
+        )
     if arr.shape[1] == 0:
-        raise ValueError(f"{name} is empty: it has no columns.")
+        raise ValueError(
+            f"{name} is empty: it has 0 feature(s) (shape={arr.shape}) while a "
+            "minimum of 1 is required."
+        )
     dtype = np.float32 if arr.dtype == np.float32 else np.float64
     arr = np.ascontiguousarray(arr, dtype=dtype)
     if not np.isfinite(arr).all():
@@ -123,7 +141,8 @@ def check_feature_blocks(X, name="X", *, feature_names=None, dims=None):
             if b.shape[1] != d:
                 label = name if diagonal else f"{name}[{f!r}]"
                 raise ValueError(
-                    f"{label} has {b.shape[1]} columns but {d} were seen in fit."
+                    f"{label} has {b.shape[1]} features, but mtlm is expecting {d} "
+                    "features as input (the columns seen in fit)."
                 )
     return blocks, names, diagonal
 
@@ -147,6 +166,10 @@ def check_label_matrix(Y, n_samples=None, name="Y", *, n_labels=None, allow_empt
     -------
     Y : ndarray of shape (n_samples, n_labels), dtype uint8, C-contiguous
     """
+    if Y is None:
+        raise ValueError(
+            f"{name}: this estimator requires y to be passed, but the target y is None."
+        )
     if sp.issparse(Y):
         Y = Y.toarray()
     try:
