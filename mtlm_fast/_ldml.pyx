@@ -13,16 +13,6 @@ from libc.stdint cimport int8_t
 from mtlm_fast._typedefs cimport intp_t, int32_t, float32_t, float64_t
 
 
-cdef inline float64_t _softplus(float64_t z) noexcept nogil:
-    # log(1 + exp(z)) = max(z, 0) + log1p(exp(-|z|))
-    return (z if z > 0 else 0.0) + log1p(exp(-fabs(z)))
-
-
-cdef inline float64_t _sigmoid(float64_t z) noexcept nogil:
-    # 1 / (1 + exp(-z)) = exp(min(z, 0)) / (1 + exp(-|z|))
-    return exp(z if z < 0 else 0.0) / (1.0 + exp(-fabs(z)))
-
-
 def ldml_grad(const float32_t[:, ::1] d, const int32_t[::1] ptr,
               const int32_t[::1] pair, const int8_t[::1] sign,
               const float64_t[:, ::1] W, const float64_t[::1] bias,
@@ -38,7 +28,7 @@ def ldml_grad(const float32_t[:, ::1] d, const int32_t[::1] ptr,
     """
     cdef intp_t M = W.shape[0], F = W.shape[1]
     cdef intp_t m, r, j, f
-    cdef float64_t z, c, s, acc, lm
+    cdef float64_t z, c, s, acc, lm, e
     with nogil:
         for m in prange(M, schedule="dynamic", num_threads=n_threads):
             for f in range(F + 1):
@@ -51,8 +41,16 @@ def ldml_grad(const float32_t[:, ::1] d, const int32_t[::1] ptr,
                 for f in range(F):
                     acc = acc + W[m, f] * d[j, f]
                 z = s * (acc - bias[m])
-                lm = lm + _softplus(z)
-                c = s * _sigmoid(z)
+                # Stable forms sharing e = exp(-|z|):
+                # softplus(z) = max(z, 0) + log1p(e),
+                # sigmoid(z) = exp(min(z, 0)) / (1 + exp(-|z|)) = (e or 1) / (1 + e).
+                e = exp(-fabs(z))
+                if z > 0:
+                    lm = lm + z + log1p(e)
+                    c = s / (1.0 + e)
+                else:
+                    lm = lm + log1p(e)
+                    c = s * e / (1.0 + e)
                 grad[m, 0] = grad[m, 0] - c
                 for f in range(F):
                     grad[m, f + 1] = grad[m, f + 1] + c * d[j, f]

@@ -35,6 +35,9 @@ _LEARNERS = {
     "mtlm-lmnn": "mtlm._lmnn:learn",
     "local-lmnn": "mtlm._lmnn:learn",
     "global-lmnn": "mtlm._lmnn:learn",
+    "mtlm-ldml": "mtlm._ldml:fit_ldml",
+    "local-ldml": "mtlm._ldml:fit_ldml",
+    "global-ldml": "mtlm._ldml:fit_ldml",
 }
 
 #: Methods that :class:`MTLMAnnotator` knows.
@@ -77,6 +80,10 @@ class MTLMAnnotator(BaseEstimator):
         ``"mtlm-lmnn"``, ``"local-lmnn"``, ``"global-lmnn"``: LMNN-learned
         metrics, shared + per label, per label only, or one global metric
         (see ``mtlm._lmnn``).
+        ``"mtlm-ldml"``: shared plus label-specific weights learned jointly
+        by LDML (ALGORITHM.md section 4.1). ``"local-ldml"``: independent
+        per-label LDML metrics, no shared part. ``"global-ldml"``: one LDML
+        metric on image-level constraints, used for every label.
     n_labels : int, default=5
         Labels given to each image by :meth:`predict`.
     metrics : dict, str or None, default=None
@@ -85,7 +92,34 @@ class MTLMAnnotator(BaseEstimator):
     normalize : {"mean", "max", "none"}, default="mean"
         Normaliser of each base distance, learned on training pairs.
     k : int, default=4
-        Neighbours taken from each label group for the pool.
+        Neighbours taken from each label group for the pool, and for the
+        ``"2pknn"`` training constraints.
+    gamma_shared : float, default=1.0
+        Regularisation weight of the shared weights ``||w_*||^2``.
+    gamma_label : float, default=1.0
+        Regularisation weight of each label's ``||(b_m, w_m)||^2``.
+    max_iter : int or None, default=None
+        Iteration cap of the learner; None means the method's default
+        (500 for LDML, 1000 for LMNN).
+    tol : float, default=1e-6
+        Stop after an accepted step whose relative decrease of the objective
+        is below ``tol``.
+    constraints : {"2pknn", "label"}, default="2pknn"
+        Training pairs (ALGORITHM.md section 3): ``"2pknn"``, per image the
+        ``k`` nearest of each label group, similar for the image's labels and
+        dissimilar for the others, shared by every label of the image;
+        ``"label"``, per label the ``k_pos`` nearest images with the label
+        and the ``k_neg`` nearest without it.
+    overlap : {"dissimilar", "both"}, default="dissimilar"
+        ``"2pknn"`` only: an image in both lists of a query is removed from
+        the dissimilar list only, or from both.
+    step_size : {"block", "single"}, default="block"
+        LDML bold-driver step: one base step per block (w_*, each w_m, each
+        b_m) from its own initial gradient, or one step for all.
+    normalize_loss : bool, default=False
+        Divide each label's LDML data term by its number of pairs.
+    regularize_bias : bool, default=True
+        Include the bias ``b_m`` in the label regulariser.
     tau : float or "auto", default="auto"
         Vote temperature. ``"auto"`` picks it from a grid scaled to the
         learned distances, by F1 at ``n_labels`` of leave-self-out votes on
@@ -96,7 +130,8 @@ class MTLMAnnotator(BaseEstimator):
         Training images used to choose ``tau`` when it is ``"auto"``.
     k_pos, k_neg : int, default=3, 20
         LMNN: target neighbours (from the label's group) and impostor
-        candidates (images lacking the label) per (image, label).
+        candidates (images lacking the label) per (image, label). LDML with
+        ``constraints="label"``: similar and dissimilar neighbours per query.
     mu : float, default=1.0
         LMNN push weight.
     margin : float, default=0.1
@@ -106,12 +141,6 @@ class MTLMAnnotator(BaseEstimator):
         MTLM-LMNN: cap on sum(w_m); None keeps only w_m >= 0.
     label_sum : {"at_most", "equal"}, default="at_most"
         MTLM-LMNN: ``sum(w_m) <= label_budget`` or ``== label_budget``.
-    gamma_shared, gamma_label : float, default=1.0
-        Weights of ||w_*||^2 and of each ||w_m||^2.
-    max_iter : int or None, default=None
-        Iteration cap; None is the method's default (1000 for LMNN).
-    tol : float, default=1e-6
-        Stop at an accepted step with a relative decrease below ``tol``.
     full_check_every : int, default=10
         LMNN: iterations between full checks of every candidate triplet.
     n_jobs : int or None, default=None
@@ -156,6 +185,15 @@ class MTLMAnnotator(BaseEstimator):
         metrics=None,
         normalize="mean",
         k=4,
+        gamma_shared=1.0,
+        gamma_label=1.0,
+        max_iter=None,
+        tol=1e-6,
+        constraints="2pknn",
+        overlap="dissimilar",
+        step_size="block",
+        normalize_loss=False,
+        regularize_bias=True,
         tau="auto",
         vote="normalized",
         n_tune=1000,
@@ -165,10 +203,6 @@ class MTLMAnnotator(BaseEstimator):
         margin=0.1,
         label_budget=1.0,
         label_sum="at_most",
-        gamma_shared=1.0,
-        gamma_label=1.0,
-        max_iter=None,
-        tol=1e-6,
         full_check_every=10,
         n_jobs=None,
         random_state=None,
@@ -178,19 +212,24 @@ class MTLMAnnotator(BaseEstimator):
         self.metrics = metrics
         self.normalize = normalize
         self.k = k
-        self.tau = tau
-        self.vote = vote
-        self.n_tune = n_tune
-        self.k_pos = k_pos
-        self.k_neg = k_neg
-        self.mu = mu
-        self.margin = margin
-        self.label_budget = label_budget
-        self.label_sum = label_sum
         self.gamma_shared = gamma_shared
         self.gamma_label = gamma_label
         self.max_iter = max_iter
         self.tol = tol
+        self.constraints = constraints
+        self.overlap = overlap
+        self.k_pos = k_pos
+        self.k_neg = k_neg
+        self.step_size = step_size
+        self.normalize_loss = normalize_loss
+        self.regularize_bias = regularize_bias
+        self.tau = tau
+        self.vote = vote
+        self.n_tune = n_tune
+        self.mu = mu
+        self.margin = margin
+        self.label_budget = label_budget
+        self.label_sum = label_sum
         self.full_check_every = full_check_every
         self.n_jobs = n_jobs
         self.random_state = random_state
@@ -209,6 +248,18 @@ class MTLMAnnotator(BaseEstimator):
         check_int(self.k, "k", low=1)
         check_int(self.n_tune, "n_tune", low=1)
         check_choice(self.vote, "vote", _VOTES)
+        check_float(self.gamma_shared, "gamma_shared", low=0.0)
+        check_float(self.gamma_label, "gamma_label", low=0.0)
+        check_int(self.max_iter, "max_iter", low=1, allow_none=True)
+        check_float(self.tol, "tol", low=0.0)
+        check_choice(self.constraints, "constraints", ("2pknn", "label"))
+        check_choice(self.overlap, "overlap", ("dissimilar", "both"))
+        check_int(self.k_pos, "k_pos", low=1)
+        check_int(self.k_neg, "k_neg", low=1)
+        check_choice(self.step_size, "step_size", ("block", "single"))
+        for name in ("normalize_loss", "regularize_bias"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}.")
         if not (isinstance(self.tau, str) and self.tau == "auto"):
             check_float(self.tau, "tau", low=0.0, low_open=True)
         effective_n_threads(self.n_jobs)  # raises on a bad n_jobs

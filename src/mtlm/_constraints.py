@@ -159,8 +159,11 @@ def build_constraints(bd, train_blocks, Y, *, scheme="2pknn", k=4, k_pos=5, k_ne
             _, first = np.unique(key, return_index=True)
             first.sort()
             j, st = j[first], st[first]
-        pair_parts.append(j)
-        sign_parts.append(st)
+        # Store order within a task: the kernel then reads the store
+        # sequentially (about 5x faster than in listing order).
+        order = np.argsort(j, kind="stable")
+        pair_parts.append(j[order])
+        sign_parts.append(st[order])
         ptr[t + 1] = ptr[t] + j.size
     pair = np.concatenate(pair_parts).astype(np.int32) if pair_parts else \
         np.zeros(0, np.int32)

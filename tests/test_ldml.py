@@ -1,0 +1,245 @@
+"""LDML learner: K3 kernel, gradient, descent, edge cases (ALGORITHM.md 4.1-4.5)."""
+
+import os
+import warnings
+
+import numpy as np
+import pytest
+from mtlm_fast import _ldml
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.exceptions import ConvergenceWarning
+
+from mtlm import _reference
+from mtlm._annotator import MTLMAnnotator
+from mtlm._constraints import Constraints
+from mtlm._ldml import LDMLProblem, ldml_gradient, ldml_objective, solve_ldml
+from mtlm._pairstore import PairStore
+
+LDML = ["mtlm-ldml", "local-ldml", "global-ldml"]
+COREL = "/work/shared/data/corel5k/corel5k_color10.npz"
+
+
+def _random_pairs(rng, n_pairs=300, F=5, M=7, empty=(3,)):
+    d = (rng.random((n_pairs, F), dtype=np.float32) * 2).astype(np.float32)
+    counts = rng.integers(1, 80, M)
+    counts[list(empty)] = 0
+    ptr = np.zeros(M + 1, dtype=np.int32)
+    np.cumsum(counts, out=ptr[1:])
+    pair = rng.integers(0, n_pairs, ptr[-1]).astype(np.int32)
+    sign = rng.choice(np.array([-1, 1], dtype=np.int8), ptr[-1])
+    return d, ptr, pair, sign
+
+
+def _kernel(d, ptr, pair, sign, W, bias, scale, n_threads):
+    M, F = W.shape
+    grad, loss, gs = np.empty((M, F + 1)), np.empty(M), np.empty(F)
+    _ldml.ldml_grad(d, ptr, pair, sign, W, bias, scale, grad, loss, gs, n_threads)
+    return grad, loss, gs
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_kernel_matches_reference(seed):
+    rng = np.random.default_rng(seed)
+    d, ptr, pair, sign = _random_pairs(rng)
+    M, F = ptr.size - 1, d.shape[1]
+    # Weights spread so that both branches of the stable forms are used.
+    W = rng.random((M, F)) * 3
+    bias = rng.random(M) * 10
+    scale = rng.random(M) + 0.5
+    ref = _reference.ldml_grad(d, ptr, pair, sign, W, bias, scale)
+    out = {nt: _kernel(d, ptr, pair, sign, W, bias, scale, nt) for nt in (1, 2)}
+    for got, want in zip(out[1], ref):
+        assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    for a, b in zip(out[1], out[2]):
+        assert_array_equal(a, b)  # bit-identical for any thread count
+    # An empty label has zero loss and gradient.
+    assert out[1][1][3] == 0 and not out[1][0][3].any()
+    # The shared sum is the label-order sum of the label rows.
+    assert_allclose(out[1][2], ref[0][:, 1:].sum(axis=0), rtol=1e-12)
+
+
+def test_kernel_extreme_margins_are_finite():
+    d = np.array([[1e4], [0.0]], dtype=np.float32)
+    ptr = np.array([0, 2], dtype=np.int32)
+    pair = np.array([0, 1], dtype=np.int32)
+    sign = np.array([1, -1], dtype=np.int8)
+    grad, loss, gs = _kernel(d, ptr, pair, sign, np.array([[10.0]]), np.array([1e3]),
+                             np.ones(1), 1)
+    # softplus(1e5 - 1e3) ~ 99000 and softplus(1e3) = 1e3 without overflow.
+    assert_allclose(loss[0], 1e5 - 1e3 + 1e3, rtol=1e-12)
+    assert np.isfinite(grad).all() and np.isfinite(gs).all()
+
+
+def _problem(rng, normalize_loss=False, M=6, F=4):
+    d, ptr, pair, sign = _random_pairs(rng, n_pairs=120, F=F, M=M, empty=(2,))
+    n = d.shape[0]
+    store = PairStore(q=np.arange(n, dtype=np.int32), p=np.arange(n, dtype=np.int32),
+                      d=d)
+    active = np.diff(ptr) > 0
+    cons = Constraints(store=store, ptr=ptr, pair=pair, sign=sign, active=active)
+    return LDMLProblem(cons, normalize_loss=normalize_loss)
+
+
+@pytest.mark.parametrize("normalize_loss", [False, True])
+@pytest.mark.parametrize("regularize_bias", [True, False])
+def test_gradient_matches_finite_differences(normalize_loss, regularize_bias):
+    rng = np.random.default_rng(0)
+    prob = _problem(rng, normalize_loss)
+    Ta, F = prob.tasks.size, prob.n_base
+    ws = rng.random(F) * 0.5 + 0.1
+    wl = rng.random((Ta, F)) * 0.3 + 0.05
+    b = rng.random(Ta) + 0.5
+    kw = dict(gamma_shared=0.7, gamma_label=1.3, regularize_bias=regularize_bias)
+    _, Gs, Gl, Gb = ldml_gradient(prob, ws, wl, b, **kw)
+    x0 = np.concatenate([ws, wl.ravel(), b])
+
+    def E(x):
+        return ldml_objective(prob, x[:F], x[F:F + Ta * F].reshape(Ta, F),
+                              x[F + Ta * F:], **kw)
+
+    h = 1e-5
+    fd = np.empty_like(x0)
+    for i in range(x0.size):
+        e = np.zeros_like(x0)
+        e[i] = h
+        fd[i] = (E(x0 + e) - E(x0 - e)) / (2 * h)
+    G = np.concatenate([Gs, Gl.ravel(), Gb])
+    assert np.linalg.norm(G - fd) / np.linalg.norm(G) < 1e-5
+    assert np.abs(Gb).max() > 0  # the bias entries are part of the check
+
+
+def _synthetic(rng, n=120, M=6):
+    """Colour-like histograms whose labels depend on the features."""
+    blocks = {"a": rng.random((n, 8)), "b": rng.random((n, 6)), "c": rng.random((n, 4))}
+    Y = np.zeros((n, M), dtype=np.uint8)
+    Y[np.arange(n), blocks["a"][:, :M].argmax(axis=1)] = 1
+    Y[np.arange(n), (blocks["b"][:, :3].argmax(axis=1) + 3) % M] = 1
+    return blocks, Y
+
+
+@pytest.mark.parametrize("method", LDML)
+@pytest.mark.parametrize("step_size", ["block", "single"])
+def test_objective_never_increases(method, step_size):
+    rng = np.random.default_rng(0)
+    X, Y = _synthetic(rng)
+    est = MTLMAnnotator(method, k=2, max_iter=60, step_size=step_size, n_tune=50,
+                        random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X, Y)
+    obj = est.objective_
+    assert obj.size > 5
+    assert np.all(np.diff(obj) < 0)
+    assert obj[-1] < 0.99 * obj[0]
+    assert np.all(est.weights_shared_ >= 0) and np.all(est.weights_label_ >= 0)
+    assert np.all(est.bias_ >= 0)
+    if method == "local-ldml":
+        assert not est.weights_shared_.any()
+    if method == "global-ldml":
+        assert not est.weights_label_.any()
+    if method == "mtlm-ldml":
+        assert est.weights_label_.any() and est.weights_shared_.any()
+    scores = est.decision_function(X)
+    assert np.isfinite(scores).all()
+
+
+@pytest.fixture
+def corel_subset():
+    if not os.path.exists(COREL):
+        pytest.skip("Corel5K colour features not available")
+    z = np.load(COREL)
+    names = [str(f) for f in z["feature_names"]][:4]
+    rows = np.arange(400)
+    X = {f: z[f"X_train_{f}"][rows] for f in names}
+    return X, z["Y_train"][rows]
+
+
+def test_objective_never_increases_on_corel_subset(corel_subset):
+    X, Y = corel_subset
+    est = MTLMAnnotator("mtlm-ldml", max_iter=40, n_tune=100, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X, Y)
+    assert np.all(np.diff(est.objective_) < 0)
+    assert np.isfinite(est.weights_label_).all()
+
+
+def test_max_iter_warns():
+    rng = np.random.default_rng(1)
+    X, Y = _synthetic(rng)
+    est = MTLMAnnotator("mtlm-ldml", k=2, max_iter=2, n_tune=30)
+    with pytest.warns(ConvergenceWarning, match="max_iter=2"):
+        est.fit(X, Y)
+    assert est.n_iter_ == 2
+
+
+def test_tol_stops_before_max_iter():
+    rng = np.random.default_rng(1)
+    X, Y = _synthetic(rng)
+    est = MTLMAnnotator("global-ldml", k=2, max_iter=5000, tol=1e-3, n_tune=30)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        est.fit(X, Y)
+    assert est.n_iter_ < 5000
+    o = est.objective_
+    assert (o[-2] - o[-1]) / o[-2] < 1e-3
+
+
+@pytest.mark.parametrize("method", LDML)
+@pytest.mark.parametrize("constraints", ["2pknn", "label"])
+def test_rare_empty_labels_and_unlabelled_image(method, constraints):
+    rng = np.random.default_rng(2)
+    X, Y = _synthetic(rng, n=80, M=6)
+    Y = np.concatenate([Y, np.zeros((80, 2), dtype=np.uint8)], axis=1)
+    Y[[5, 9], 6] = 1  # label 6: 2 images (< k + 1 = 4)
+    # label 7: no image at all
+    Y[11] = 0  # image 11: no label
+    est = MTLMAnnotator(method, k=3, max_iter=20, constraints=constraints, n_tune=40,
+                        random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X, Y)
+    for a in (est.weights_shared_, est.weights_label_, est.bias_, est.objective_):
+        assert np.isfinite(a).all()
+    F = est.base_distances_.n_base_
+    if method == "mtlm-ldml":
+        # Not a task: shared metric only.
+        assert not est.weights_label_[7].any() and est.bias_[7] == 0
+        if constraints == "2pknn":
+            assert not est.weights_label_[6].any()
+    if method == "local-ldml":
+        assert_allclose(est.weights_label_[7], 1.0 / F)  # equal weights
+    scores = est.decision_function(X)
+    assert np.isfinite(scores).all()
+    assert est.predict(X).sum(axis=1).tolist() == [5] * 80
+
+
+def test_solver_without_tasks():
+    rng = np.random.default_rng(0)
+    prob = _problem(rng, M=3)
+    prob.tasks = prob.tasks[:0]
+    ws, wl, b, n_iter, trace = solve_ldml(prob)
+    assert n_iter == 0 and wl.shape == (0, prob.n_base) and trace.size == 0
+
+
+@pytest.mark.parametrize(
+    "param, value, match",
+    [
+        ("gamma_shared", -1.0, "gamma_shared must be >= 0"),
+        ("gamma_label", "x", "gamma_label must be a real number"),
+        ("max_iter", 0, "max_iter must be >= 1"),
+        ("tol", -1e-3, "tol must be >= 0"),
+        ("constraints", "triplets", "constraints must be one of"),
+        ("overlap", "none", "overlap must be one of"),
+        ("k_pos", 0, "k_pos must be >= 1"),
+        ("k_neg", 1.5, "k_neg must be an int"),
+        ("step_size", "adam", "step_size must be one of"),
+        ("normalize_loss", 1, "normalize_loss must be a bool"),
+        ("regularize_bias", "yes", "regularize_bias must be a bool"),
+    ],
+)
+def test_parameter_validation(param, value, match):
+    rng = np.random.default_rng(0)
+    X, Y = _synthetic(rng, n=30)
+    with pytest.raises(ValueError, match=match):
+        MTLMAnnotator("mtlm-ldml", **{param: value}).fit(X, Y)
