@@ -125,3 +125,18 @@ def test_duplicate_image_is_a_neighbour():
     bd = BaseDistances().fit(x)
     cons = build_constraints(bd, bd.check(x), Y, k=1)
     assert (0, 1, 1) in _got(cons, 0)
+
+
+@pytest.mark.parametrize("cap, expected_extra", [(None, [(0, 2, -1)]), (1, [])])
+def test_max_dissimilar_keeps_the_nearest(cap, expected_extra):
+    # A = {0, 4}, B = {1, 3}, C = {2, 3}; k = 1.
+    # q=0: similar {4}; dissimilar {1} (B, d=1) and {2} (C, d=4).
+    # q=4: similar {0}; dissimilar {3} (B and C, d=49).
+    x = np.array([0, 1, 2, 3, 10], dtype=float)[:, None]
+    Y = np.zeros((5, 3), dtype=np.uint8)
+    for m, members in enumerate([[0, 4], [1, 3], [2, 3]]):
+        Y[members, m] = 1
+    bd = BaseDistances().fit(x)
+    cons = build_constraints(bd, bd.check(x), Y, k=1, max_dissimilar=cap)
+    expected = [(0, 4, 1), (0, 1, -1), (4, 0, 1), (4, 3, -1)] + expected_extra
+    assert _got(cons, 0) == _canon(expected)

@@ -232,6 +232,7 @@ def test_solver_without_tasks():
         ("constraints", "triplets", "constraints must be one of"),
         ("overlap", "none", "overlap must be one of"),
         ("k_pos", 0, "k_pos must be >= 1"),
+        ("max_dissimilar", 0, "max_dissimilar must be >= 1"),
         ("k_neg", 1.5, "k_neg must be an int"),
         ("step_size", "adam", "step_size must be one of"),
         ("normalize_loss", 1, "normalize_loss must be a bool"),

@@ -113,6 +113,10 @@ class MTLMAnnotator(BaseEstimator):
     overlap : {"dissimilar", "both"}, default="dissimilar"
         ``"2pknn"`` only: an image in both lists of a query is removed from
         the dissimilar list only, or from both.
+    max_dissimilar : int or None, default=50
+        ``"2pknn"`` only: dissimilar images kept per training image, the
+        nearest under equal weights; None keeps every candidate (the
+        precursor's rule: ~680 per image on Corel5K, 98 % of the pairs).
     step_size : {"block", "single"}, default="block"
         LDML bold-driver step: one base step per block (w_*, each w_m, each
         b_m) from its own initial gradient, or one step for all.
@@ -191,6 +195,7 @@ class MTLMAnnotator(BaseEstimator):
         tol=1e-6,
         constraints="2pknn",
         overlap="dissimilar",
+        max_dissimilar=50,
         step_size="block",
         normalize_loss=False,
         regularize_bias=True,
@@ -218,6 +223,7 @@ class MTLMAnnotator(BaseEstimator):
         self.tol = tol
         self.constraints = constraints
         self.overlap = overlap
+        self.max_dissimilar = max_dissimilar
         self.k_pos = k_pos
         self.k_neg = k_neg
         self.step_size = step_size
@@ -254,6 +260,7 @@ class MTLMAnnotator(BaseEstimator):
         check_float(self.tol, "tol", low=0.0)
         check_choice(self.constraints, "constraints", ("2pknn", "label"))
         check_choice(self.overlap, "overlap", ("dissimilar", "both"))
+        check_int(self.max_dissimilar, "max_dissimilar", low=1, allow_none=True)
         check_int(self.k_pos, "k_pos", low=1)
         check_int(self.k_neg, "k_neg", low=1)
         check_choice(self.step_size, "step_size", ("block", "single"))

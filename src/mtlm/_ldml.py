@@ -48,7 +48,7 @@ from sklearn.exceptions import ConvergenceWarning
 from mtlm._constraints import build_constraints
 
 __all__ = ["LDMLProblem", "ldml_objective", "ldml_gradient", "solve_ldml",
-           "fit_ldml"]
+           "ldml_constraints", "learn_ldml", "fit_ldml"]
 
 logger = logging.getLogger(__name__)
 
@@ -246,23 +246,31 @@ def solve_ldml(problem, *, shared=True, label_specific=True, gamma_shared=1.0,
     return ws, wl, bias, n_iter, np.asarray(trace)
 
 
-def fit_ldml(est, n_threads):
-    """Learner for :class:`~mtlm.MTLMAnnotator` (registered in ``_LEARNERS``).
+def ldml_constraints(est, n_threads):
+    """The constraints that ``est`` (a fit context) asks for."""
+    t0 = time.perf_counter()
+    cons = build_constraints(
+        est.base_distances_, est._train_blocks, est.Y_train_, scheme=est.constraints,
+        k=est.k, k_pos=est.k_pos, k_neg=est.k_neg, overlap=est.overlap,
+        max_dissimilar=est.max_dissimilar, image_level=est.method == "global-ldml",
+        n_threads=n_threads,
+    )
+    logger.info("constraints built in %.2f s", time.perf_counter() - t0)
+    return cons
 
-    Builds the constraints of ``est.constraints`` and solves the problem of
-    ``est.method``; returns a :class:`~mtlm._annotator.LearnedMetric`.
+
+def learn_ldml(est, cons, n_threads):
+    """Solve the problem of ``est.method`` on prebuilt constraints.
+
+    Returns a :class:`~mtlm._annotator.LearnedMetric`.  Constraints depend
+    only on the data, ``constraints``, ``k``, ``k_pos``, ``k_neg``,
+    ``overlap``, ``max_dissimilar`` and whether the method is global, so a
+    parameter search over the regularisation can reuse them.
     """
     from mtlm._annotator import LearnedMetric
 
     method = est.method
     image_level = method == "global-ldml"
-    t0 = time.perf_counter()
-    cons = build_constraints(
-        est.base_distances_, est._train_blocks, est.Y_train_, scheme=est.constraints,
-        k=est.k, k_pos=est.k_pos, k_neg=est.k_neg, overlap=est.overlap,
-        image_level=image_level, n_threads=n_threads,
-    )
-    logger.info("constraints built in %.2f s", time.perf_counter() - t0)
     problem = LDMLProblem(cons, normalize_loss=est.normalize_loss)
     max_iter = 500 if est.max_iter is None else est.max_iter
     shared = method != "local-ldml"
@@ -276,11 +284,19 @@ def fit_ldml(est, n_threads):
     F = problem.n_base
     if image_level:
         # One metric for every label; the task's bias plays no part in the vote.
-        return LearnedMetric(ws, np.zeros((M, F)), np.full(M, bias[0] if bias.size
-                                                            else 0.0),
-                             n_iter, trace)
+        b = bias[0] if bias.size else 0.0
+        return LearnedMetric(ws, np.zeros((M, F)), np.full(M, b), n_iter, trace)
     W_label = np.zeros((M, F)) if shared else np.full((M, F), 1.0 / F)
     B = np.zeros(M)
     W_label[problem.tasks] = wl
     B[problem.tasks] = bias
     return LearnedMetric(ws, W_label, B, n_iter, trace)
+
+
+def fit_ldml(est, n_threads):
+    """Learner for :class:`~mtlm.MTLMAnnotator` (registered in ``_LEARNERS``).
+
+    Builds the constraints of ``est.constraints`` and solves the problem of
+    ``est.method``; returns a :class:`~mtlm._annotator.LearnedMetric`.
+    """
+    return learn_ldml(est, ldml_constraints(est, n_threads), n_threads)
