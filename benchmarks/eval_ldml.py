@@ -120,7 +120,7 @@ def main(argv=None):
         rows.append((method, best, sc, fit_s, est, conv))
         obj = est.objective_
         curve = ", ".join(f"{i}:{obj[i]:.4g}" for i in
-                          sorted({0, 10, 50, 100, 200, 400, obj.size - 1}) if i < obj.size)
+                          sorted({0, 10, 50, 100, 200, 400, obj.size - 1}) if 0 <= i < obj.size)
         print(f"{method} {best}: test F1 {sc['F1']:.3f}, fit {fit_s:.1f} s, "
               f"{est.n_iter_} iter ({conv}); objective {curve}", flush=True)
     print()
