@@ -21,12 +21,12 @@ import time
 import warnings
 
 import numpy as np
-from mtlm_fast import effective_n_threads
 from sklearn.exceptions import ConvergenceWarning
 
 from mtlm._annotator import MTLMAnnotator
-from mtlm._ldml import learn_ldml, ldml_constraints
+from mtlm._ldml import ldml_constraints, learn_ldml
 from mtlm.metrics import annotation_scores
+from mtlm_fast import effective_n_threads
 
 DATA = "/work/shared/data/corel5k/corel5k_color10.npz"
 
@@ -70,14 +70,19 @@ def search(method, grid, base_params, Xfit, Yfit, Xhold, Yhold, n_jobs):
             warnings.simplefilter("ignore", ConvergenceWarning)
             lm = learn_ldml(ctx, cons, n_threads)
         ctx.weights_shared_, ctx.weights_label_, ctx.bias_ = (
-            lm.weights_shared, lm.weights_label, lm.bias)
+            lm.weights_shared,
+            lm.weights_label,
+            lm.bias,
+        )
         ctx.n_iter_, ctx.objective_ = lm.n_iter, lm.objective
         ctx._choose_tau(n_threads)
         sc = annotation_scores(Yhold, ctx.predict(Xhold))
         results.append((params, sc))
-        print(f"  hold-out {method} {params}: F1 {sc['F1']:.3f} N+ {sc['N+']} "
-              f"iter {lm.n_iter} tau {ctx.tau_:.3g} ({time.perf_counter() - t0:.1f} s)",
-              flush=True)
+        print(
+            f"  hold-out {method} {params}: F1 {sc['F1']:.3f} N+ {sc['N+']} "
+            f"iter {lm.n_iter} tau {ctx.tau_:.3g} ({time.perf_counter() - t0:.1f} s)",
+            flush=True,
+        )
     best = max(results, key=lambda r: r[1]["F1"])[0]
     return best, results
 
@@ -88,12 +93,18 @@ def main(argv=None):
     ap.add_argument("--methods", default=",".join(GRIDS))
     ap.add_argument("--n-jobs", type=int, default=None)
     ap.add_argument("--no-tune", action="store_true", help="use the defaults")
-    ap.add_argument("--set", action="append", default=[],
-                    help="extra parameter for every method, e.g. --set max_iter=200")
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        help="extra parameter for every method, e.g. --set max_iter=200",
+    )
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(relativeCreated)8.0f %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(relativeCreated)8.0f %(name)s: %(message)s",
+    )
     base_params = {}
     for kv in args.set:
         key, value = kv.split("=", 1)
@@ -101,35 +112,57 @@ def main(argv=None):
     Xtr, Ytr, Xte, Yte = load(args.data)
     n = Ytr.shape[0]
     perm = np.random.default_rng(0).permutation(n)
-    hold, fit_rows = np.sort(perm[: n // 10]), np.sort(perm[n // 10:])
+    hold, fit_rows = np.sort(perm[: n // 10]), np.sort(perm[n // 10 :])
     rows = []
     for method in args.methods.split(","):
         grid = {} if args.no_tune else GRIDS[method]
-        best, _ = search(method, grid, base_params, subset(Xtr, fit_rows),
-                         Ytr[fit_rows], subset(Xtr, hold), Ytr[hold], args.n_jobs)
-        est = MTLMAnnotator(method, n_jobs=args.n_jobs, random_state=0,
-                            **base_params, **best)
+        best, _ = search(
+            method,
+            grid,
+            base_params,
+            subset(Xtr, fit_rows),
+            Ytr[fit_rows],
+            subset(Xtr, hold),
+            Ytr[hold],
+            args.n_jobs,
+        )
+        est = MTLMAnnotator(
+            method, n_jobs=args.n_jobs, random_state=0, **base_params, **best
+        )
         t0 = time.perf_counter()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ConvergenceWarning)
             est.fit(Xtr, Ytr)
         fit_s = time.perf_counter() - t0
         sc = annotation_scores(Yte, est.predict(Xte))
-        conv = "max_iter hit" if any(issubclass(w.category, ConvergenceWarning)
-                                     for w in caught) else "converged"
+        conv = (
+            "max_iter hit"
+            if any(issubclass(w.category, ConvergenceWarning) for w in caught)
+            else "converged"
+        )
         rows.append((method, best, sc, fit_s, est, conv))
         obj = est.objective_
-        curve = ", ".join(f"{i}:{obj[i]:.4g}" for i in
-                          sorted({0, 10, 50, 100, 200, 400, obj.size - 1}) if 0 <= i < obj.size)
-        print(f"{method} {best}: test F1 {sc['F1']:.3f}, fit {fit_s:.1f} s, "
-              f"{est.n_iter_} iter ({conv}); objective {curve}", flush=True)
+        curve = ", ".join(
+            f"{i}:{obj[i]:.4g}"
+            for i in sorted({0, 10, 50, 100, 200, 400, obj.size - 1})
+            if 0 <= i < obj.size
+        )
+        print(
+            f"{method} {best}: test F1 {sc['F1']:.3f}, fit {fit_s:.1f} s, "
+            f"{est.n_iter_} iter ({conv}); objective {curve}",
+            flush=True,
+        )
     print()
-    print(f"{'method':<12} {'P':>6} {'R':>6} {'F1':>6} {'N+':>4} {'fit s':>6} "
-          f"{'iter':>5} {'tau':>7}  params")
+    print(
+        f"{'method':<12} {'P':>6} {'R':>6} {'F1':>6} {'N+':>4} {'fit s':>6} "
+        f"{'iter':>5} {'tau':>7}  params"
+    )
     for method, best, sc, fs, est, conv in rows:
-        print(f"{method:<12} {sc['P']:6.3f} {sc['R']:6.3f} {sc['F1']:6.3f} "
-              f"{sc['N+']:4d} {fs:6.1f} {est.n_iter_:5d} {est.tau_:7.3g}  {best} "
-              f"{conv}")
+        print(
+            f"{method:<12} {sc['P']:6.3f} {sc['R']:6.3f} {sc['F1']:6.3f} "
+            f"{sc['N+']:4d} {fs:6.1f} {est.n_iter_:5d} {est.tau_:7.3g}  {best} "
+            f"{conv}"
+        )
 
 
 if __name__ == "__main__":

@@ -89,10 +89,12 @@ def test_label_scheme_hand_made():
     cons = build_constraints(bd, P, Y, scheme="label", k_pos=1, k_neg=1)
     # A: q=0 -> +1, -6; q=1 -> +0 (same pair as (0, 1): kept once), -6;
     #    q=2 -> +1, -6.
-    assert _got(cons, 0) == _canon([(0, 1, 1), (0, 6, -1), (1, 6, -1), (2, 1, 1),
-                                    (2, 6, -1)])
-    assert _got(cons, 1) == _canon([(2, 3, 1), (2, 6, -1), (3, 4, 1), (3, 6, -1),
-                                    (4, 6, -1)])
+    assert _got(cons, 0) == _canon(
+        [(0, 1, 1), (0, 6, -1), (1, 6, -1), (2, 1, 1), (2, 6, -1)]
+    )
+    assert _got(cons, 1) == _canon(
+        [(2, 3, 1), (2, 6, -1), (3, 4, 1), (3, 6, -1), (4, 6, -1)]
+    )
     # D = {1, 3}: q=1 -> +3, -0; q=3 -> +1 (dropped duplicate), -4.
     assert _got(cons, 3) == _canon([(1, 3, 1), (1, 0, -1), (3, 4, -1)])
     # C has a single image: no similar pair, not a task.
@@ -101,12 +103,22 @@ def test_label_scheme_hand_made():
 
 def test_label_scheme_image_level():
     bd, P, Y = _setup()
-    cons = build_constraints(bd, P, Y, scheme="label", k_pos=1, k_neg=1,
-                             image_level=True)
+    cons = build_constraints(
+        bd, P, Y, scheme="label", k_pos=1, k_neg=1, image_level=True
+    )
     # Similar: shares a label; image 6 (no label) is never a query.  The
     # similar pairs (1, 0) and (4, 3) repeat (0, 1) and (3, 4): kept once.
-    expected = [(0, 1, 1), (0, 6, -1), (1, 6, -1), (2, 1, 1), (2, 6, -1),
-                (3, 4, 1), (3, 6, -1), (4, 6, -1), (5, 4, -1)]
+    expected = [
+        (0, 1, 1),
+        (0, 6, -1),
+        (1, 6, -1),
+        (2, 1, 1),
+        (2, 6, -1),
+        (3, 4, 1),
+        (3, 6, -1),
+        (4, 6, -1),
+        (5, 4, -1),
+    ]
     got = _got(cons, 0)
     assert got == _canon(expected)
 

@@ -101,9 +101,21 @@ class Constraints:
         return self.store.q[j], self.store.p[j], self.sign[sl]
 
 
-def build_constraints(bd, train_blocks, Y, *, scheme="2pknn", k=4, k_pos=5, k_neg=10,
-                      overlap="dissimilar", max_dissimilar=None, image_level=False,
-                      min_label_count=2, n_threads=1):
+def build_constraints(
+    bd,
+    train_blocks,
+    Y,
+    *,
+    scheme="2pknn",
+    k=4,
+    k_pos=5,
+    k_neg=10,
+    overlap="dissimilar",
+    max_dissimilar=None,
+    image_level=False,
+    min_label_count=2,
+    n_threads=1,
+):
     """Build the LDML constraints of a training set.
 
     Parameters
@@ -136,12 +148,14 @@ def build_constraints(bd, train_blocks, Y, *, scheme="2pknn", k=4, k_pos=5, k_ne
     """
     Y = np.asarray(Y, dtype=bool)
     if scheme == "2pknn":
-        q, p, s, owner_ptr = _image_pairs_2pknn(bd, train_blocks, Y, k, overlap,
-                                                max_dissimilar, n_threads)
+        q, p, s, owner_ptr = _image_pairs_2pknn(
+            bd, train_blocks, Y, k, overlap, max_dissimilar, n_threads
+        )
         usable = Y.sum(axis=0) > k
     else:
-        q, p, s, owner_ptr = _image_pairs_label(bd, train_blocks, Y, k_pos, k_neg,
-                                                image_level, n_threads)
+        q, p, s, owner_ptr = _image_pairs_label(
+            bd, train_blocks, Y, k_pos, k_neg, image_level, n_threads
+        )
         usable = Y.sum(axis=0) >= min_label_count
     # Image-level pair lists -> task lists.
     if scheme == "2pknn":
@@ -153,8 +167,9 @@ def build_constraints(bd, train_blocks, Y, *, scheme="2pknn", k=4, k_pos=5, k_ne
         entries = [_expand(owner_ptr, o) for o in owners]
     else:
         # owner_ptr lists the pairs of each task directly.
-        entries = [np.arange(owner_ptr[t], owner_ptr[t + 1])
-                   for t in range(owner_ptr.size - 1)]
+        entries = [
+            np.arange(owner_ptr[t], owner_ptr[t + 1]) for t in range(owner_ptr.size - 1)
+        ]
     lo, hi = np.minimum(q, p), np.maximum(q, p)
     store, index = PairStore.build(bd, train_blocks, lo, hi, n_threads)
     ptr = np.zeros(len(entries) + 1, dtype=np.int64)
@@ -173,22 +188,35 @@ def build_constraints(bd, train_blocks, Y, *, scheme="2pknn", k=4, k_pos=5, k_ne
         pair_parts.append(j[order])
         sign_parts.append(st[order])
         ptr[t + 1] = ptr[t] + j.size
-    pair = np.concatenate(pair_parts).astype(np.int32) if pair_parts else \
-        np.zeros(0, np.int32)
-    sign = np.concatenate(sign_parts).astype(np.int8) if sign_parts else \
-        np.zeros(0, np.int8)
+    pair = (
+        np.concatenate(pair_parts).astype(np.int32)
+        if pair_parts
+        else np.zeros(0, np.int32)
+    )
+    sign = (
+        np.concatenate(sign_parts).astype(np.int8)
+        if sign_parts
+        else np.zeros(0, np.int8)
+    )
     counts = np.diff(ptr)
     active = counts > 0
     if not image_level:
         active &= usable
-    cons = Constraints(store=store, ptr=ptr.astype(np.int32), pair=pair, sign=sign,
-                       active=active)
+    cons = Constraints(
+        store=store, ptr=ptr.astype(np.int32), pair=pair, sign=sign, active=active
+    )
     n_sim = int((sign > 0).sum())
     logger.info(
         "constraints (%s%s): %d tasks learned of %d, %d label pairs "
         "(%d similar, %d dissimilar) over %d distinct pairs, %.1f MB",
-        scheme, ", image level" if image_level else "", int(active.sum()),
-        active.size, pair.size, n_sim, pair.size - n_sim, store.n_pairs,
+        scheme,
+        ", image level" if image_level else "",
+        int(active.sum()),
+        active.size,
+        pair.size,
+        n_sim,
+        pair.size - n_sim,
+        store.n_pairs,
         cons.nbytes / 1e6,
     )
     return cons
@@ -220,8 +248,16 @@ def _image_pairs_2pknn(bd, train_blocks, Y, k, overlap, max_dissimilar, n_thread
         Yu = Y[:, usable]
         groups = LabelGroups.from_labels(Yu)
         w0 = np.full((1, F), 1.0 / F)
-        idx, dist = group_neighbours(bd, train_blocks, train_blocks, w0, groups, k,
-                                     exclude=np.arange(n), n_threads=n_threads)
+        idx, dist = group_neighbours(
+            bd,
+            train_blocks,
+            train_blocks,
+            w0,
+            groups,
+            k,
+            exclude=np.arange(n),
+            n_threads=n_threads,
+        )
     for qi in range(n):
         if usable.size == 0:
             break
@@ -244,12 +280,17 @@ def _image_pairs_2pknn(bd, train_blocks, Y, k, overlap, max_dissimilar, n_thread
         p = np.concatenate((sim, dis))
         q_parts.append(np.full(p.size, qi, dtype=np.int64))
         p_parts.append(p.astype(np.int64))
-        s_parts.append(np.concatenate((np.ones(sim.size, np.int8),
-                                       -np.ones(dis.size, np.int8))))
+        s_parts.append(
+            np.concatenate((np.ones(sim.size, np.int8), -np.ones(dis.size, np.int8)))
+        )
         owner_ptr[qi + 1] = p.size
     np.cumsum(owner_ptr, out=owner_ptr)
-    return _cat(q_parts, np.int64), _cat(p_parts, np.int64), _cat(s_parts, np.int8), \
-        owner_ptr
+    return (
+        _cat(q_parts, np.int64),
+        _cat(p_parts, np.int64),
+        _cat(s_parts, np.int8),
+        owner_ptr,
+    )
 
 
 def _image_pairs_label(bd, train_blocks, Y, k_pos, k_neg, image_level, n_threads):
@@ -265,14 +306,18 @@ def _image_pairs_label(bd, train_blocks, Y, k_pos, k_neg, image_level, n_threads
     T = 1 if image_level else M
     parts = [[] for _ in range(T)]
     rows = rows_per_block(n * F * 4)
-    check_allocation(rows * n * F * 4, "one block of base distances",
-                     "reduce the number of training images")
+    check_allocation(
+        rows * n * F * 4,
+        "one block of base distances",
+        "reduce the number of training images",
+    )
     w0 = np.full(F, 1.0 / F)
     for start in range(0, n, rows):
         stop = min(n, start + rows)
         d = np.empty((stop - start, n, F), dtype=np.float32)
-        bd.pairwise_prepared([b[start:stop] for b in train_blocks], train_blocks, d,
-                             n_threads)
+        bd.pairwise_prepared(
+            [b[start:stop] for b in train_blocks], train_blocks, d, n_threads
+        )
         D0 = d @ w0
         order = np.argsort(D0, axis=1, kind="stable")
         for i, qi in enumerate(range(start, stop)):
@@ -297,12 +342,19 @@ def _image_pairs_label(bd, train_blocks, Y, k_pos, k_neg, image_level, n_threads
             p = np.concatenate((sim, dis))
             q_parts.append(np.full(p.size, qi, dtype=np.int64))
             p_parts.append(p.astype(np.int64))
-            s_parts.append(np.concatenate((np.ones(sim.size, np.int8),
-                                           -np.ones(dis.size, np.int8))))
+            s_parts.append(
+                np.concatenate(
+                    (np.ones(sim.size, np.int8), -np.ones(dis.size, np.int8))
+                )
+            )
             task_ptr[t + 1] += p.size
     np.cumsum(task_ptr, out=task_ptr)
-    return _cat(q_parts, np.int64), _cat(p_parts, np.int64), _cat(s_parts, np.int8), \
-        task_ptr
+    return (
+        _cat(q_parts, np.int64),
+        _cat(p_parts, np.int64),
+        _cat(s_parts, np.int8),
+        task_ptr,
+    )
 
 
 def _cat(parts, dtype):

@@ -42,13 +42,20 @@ import time
 import warnings
 
 import numpy as np
-from mtlm_fast import _ldml
 from sklearn.exceptions import ConvergenceWarning
 
 from mtlm._constraints import build_constraints
+from mtlm_fast import _ldml
 
-__all__ = ["LDMLProblem", "ldml_objective", "ldml_gradient", "solve_ldml",
-           "ldml_constraints", "learn_ldml", "fit_ldml"]
+__all__ = [
+    "LDMLProblem",
+    "ldml_objective",
+    "ldml_gradient",
+    "solve_ldml",
+    "ldml_constraints",
+    "learn_ldml",
+    "fit_ldml",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -84,12 +91,15 @@ class LDMLProblem:
             raise ValueError("too many label pairs for int32 indices; reduce k")
         self.ptr = ptr.astype(np.int32)
         self.pair = np.ascontiguousarray(
-            np.concatenate(parts_p) if parts_p else np.zeros(0), dtype=np.int32)
+            np.concatenate(parts_p) if parts_p else np.zeros(0), dtype=np.int32
+        )
         self.sign = np.ascontiguousarray(
-            np.concatenate(parts_s) if parts_s else np.zeros(0), dtype=np.int8)
+            np.concatenate(parts_s) if parts_s else np.zeros(0), dtype=np.int8
+        )
         counts = np.diff(self.ptr).astype(np.float64)
-        self.scale = (1.0 / np.maximum(counts, 1.0) if normalize_loss
-                      else np.ones_like(counts))
+        self.scale = (
+            1.0 / np.maximum(counts, 1.0) if normalize_loss else np.ones_like(counts)
+        )
 
     @property
     def n_base(self):
@@ -102,9 +112,19 @@ class LDMLProblem:
         grad = np.empty((Ta, F + 1))
         loss = np.empty(Ta)
         gs = np.empty(F)
-        _ldml.ldml_grad(self.d, self.ptr, self.pair, self.sign, W,
-                        np.ascontiguousarray(bias, dtype=np.float64), self.scale,
-                        grad, loss, gs, n_threads)
+        _ldml.ldml_grad(
+            self.d,
+            self.ptr,
+            self.pair,
+            self.sign,
+            W,
+            np.ascontiguousarray(bias, dtype=np.float64),
+            self.scale,
+            grad,
+            loss,
+            gs,
+            n_threads,
+        )
         return loss, grad, gs
 
 
@@ -115,16 +135,35 @@ def _penalty(w_shared, w_label, bias, gamma_shared, gamma_label, regularize_bias
     return float(e)
 
 
-def ldml_objective(problem, w_shared, w_label, bias, *, gamma_shared, gamma_label,
-                   regularize_bias=True, n_threads=1):
+def ldml_objective(
+    problem,
+    w_shared,
+    w_label,
+    bias,
+    *,
+    gamma_shared,
+    gamma_label,
+    regularize_bias=True,
+    n_threads=1,
+):
     """E at (w_*, w_m, b_m) of the active tasks; see the module docstring."""
     loss, _, _ = problem.data_terms(w_shared, w_label, bias, n_threads)
-    return float(loss.sum()) + _penalty(w_shared, w_label, bias, gamma_shared,
-                                        gamma_label, regularize_bias)
+    return float(loss.sum()) + _penalty(
+        w_shared, w_label, bias, gamma_shared, gamma_label, regularize_bias
+    )
 
 
-def ldml_gradient(problem, w_shared, w_label, bias, *, gamma_shared, gamma_label,
-                  regularize_bias=True, n_threads=1):
+def ldml_gradient(
+    problem,
+    w_shared,
+    w_label,
+    bias,
+    *,
+    gamma_shared,
+    gamma_label,
+    regularize_bias=True,
+    n_threads=1,
+):
     """E and its full gradient (section 4.1).
 
     Returns
@@ -135,8 +174,9 @@ def ldml_gradient(problem, w_shared, w_label, bias, *, gamma_shared, gamma_label
     G_bias : ndarray of shape (Ta,)
     """
     loss, grad, gs = problem.data_terms(w_shared, w_label, bias, n_threads)
-    E = float(loss.sum()) + _penalty(w_shared, w_label, bias, gamma_shared,
-                                     gamma_label, regularize_bias)
+    E = float(loss.sum()) + _penalty(
+        w_shared, w_label, bias, gamma_shared, gamma_label, regularize_bias
+    )
     G_shared = 2.0 * gamma_shared * w_shared + gs
     G_label = 2.0 * gamma_label * w_label + grad[:, 1:]
     G_bias = grad[:, 0] + (2.0 * gamma_label * bias if regularize_bias else 0.0)
@@ -153,9 +193,19 @@ def _base_step(x, G, F):
     return num / np.where(g > 0, g, 1.0)
 
 
-def solve_ldml(problem, *, shared=True, label_specific=True, gamma_shared=1.0,
-               gamma_label=1.0, max_iter=500, tol=1e-6, step_size="block",
-               regularize_bias=True, n_threads=1):
+def solve_ldml(
+    problem,
+    *,
+    shared=True,
+    label_specific=True,
+    gamma_shared=1.0,
+    gamma_label=1.0,
+    max_iter=500,
+    tol=1e-6,
+    step_size="block",
+    regularize_bias=True,
+    n_threads=1,
+):
     """Projected gradient descent with the bold driver (section 4.3).
 
     Parameters
@@ -188,17 +238,32 @@ def solve_ldml(problem, *, shared=True, label_specific=True, gamma_shared=1.0,
     wl = np.zeros((Ta, F)) if shared else np.full((Ta, F), w0)
     # b_m = median of D_0 over the task's pairs.
     D0 = problem.d.astype(np.float64) @ np.full(F, w0)
-    bias = np.array([np.median(D0[problem.pair[problem.ptr[i]:problem.ptr[i + 1]]])
-                     for i in range(Ta)]) if Ta else np.zeros(0)
-    kw = dict(gamma_shared=gamma_shared if shared else 0.0, gamma_label=gamma_label,
-              regularize_bias=regularize_bias, n_threads=n_threads)
+    bias = (
+        np.array(
+            [
+                np.median(D0[problem.pair[problem.ptr[i] : problem.ptr[i + 1]]])
+                for i in range(Ta)
+            ]
+        )
+        if Ta
+        else np.zeros(0)
+    )
+    kw = dict(
+        gamma_shared=gamma_shared if shared else 0.0,
+        gamma_label=gamma_label,
+        regularize_bias=regularize_bias,
+        n_threads=n_threads,
+    )
     if Ta == 0:
         return ws, wl, bias, 0, np.zeros(0)
 
     E, Gs, Gl, Gb = ldml_gradient(problem, ws, wl, bias, **kw)
     if step_size == "single":
-        gmax = max(np.abs(Gs).max() if shared else 0.0,
-                   np.abs(Gl).max() if label_specific else 0.0, np.abs(Gb).max())
+        gmax = max(
+            np.abs(Gs).max() if shared else 0.0,
+            np.abs(Gl).max() if label_specific else 0.0,
+            np.abs(Gb).max(),
+        )
         xmax = max(np.abs(ws).max(), np.abs(wl).max(), np.abs(bias).max())
         eta0 = 0.1 * max(xmax, w0) / gmax if gmax > 0 else 1.0
         eta_s, eta_l, eta_b = eta0, np.full(Ta, eta0), np.full(Ta, eta0)
@@ -215,12 +280,14 @@ def solve_ldml(problem, *, shared=True, label_specific=True, gamma_shared=1.0,
     n_iter = 0
     converged = False
     t0 = time.perf_counter()
-    for n_iter in range(1, max_iter + 1):
+    for it in range(1, max_iter + 1):
+        n_iter = it
         ws_new = np.maximum(ws - rho * eta_s * Gs, 0.0)
         wl_new = np.maximum(wl - rho * eta_l[:, None] * Gl, 0.0)
         b_new = np.maximum(bias - rho * eta_b * Gb, 0.0)
-        E_new, Gs_new, Gl_new, Gb_new = ldml_gradient(problem, ws_new, wl_new, b_new,
-                                                      **kw)
+        E_new, Gs_new, Gl_new, Gb_new = ldml_gradient(
+            problem, ws_new, wl_new, b_new, **kw
+        )
         if E_new < E:
             decrease = (E - E_new) / abs(E) if E != 0 else 0.0
             ws, wl, bias, E = ws_new, wl_new, b_new, E_new
@@ -239,10 +306,17 @@ def solve_ldml(problem, *, shared=True, label_specific=True, gamma_shared=1.0,
         warnings.warn(
             f"LDML stopped at max_iter={max_iter} before the relative decrease "
             f"of the objective fell below tol={tol:g}; raise max_iter.",
-            ConvergenceWarning, stacklevel=3,
+            ConvergenceWarning,
+            stacklevel=3,
         )
-    logger.info("LDML: %d iterations (%d accepted), E %.6g -> %.6g, %.2f s",
-                n_iter, len(trace) - 1, trace[0], trace[-1], time.perf_counter() - t0)
+    logger.info(
+        "LDML: %d iterations (%d accepted), E %.6g -> %.6g, %.2f s",
+        n_iter,
+        len(trace) - 1,
+        trace[0],
+        trace[-1],
+        time.perf_counter() - t0,
+    )
     return ws, wl, bias, n_iter, np.asarray(trace)
 
 
@@ -250,9 +324,16 @@ def ldml_constraints(est, n_threads):
     """The constraints that ``est`` (a fit context) asks for."""
     t0 = time.perf_counter()
     cons = build_constraints(
-        est.base_distances_, est._train_blocks, est.Y_train_, scheme=est.constraints,
-        k=est.k, k_pos=est.k_pos, k_neg=est.k_neg, overlap=est.overlap,
-        max_dissimilar=est.max_dissimilar, image_level=est.method == "global-ldml",
+        est.base_distances_,
+        est._train_blocks,
+        est.Y_train_,
+        scheme=est.constraints,
+        k=est.k,
+        k_pos=est.k_pos,
+        k_neg=est.k_neg,
+        overlap=est.overlap,
+        max_dissimilar=est.max_dissimilar,
+        image_level=est.method == "global-ldml",
         n_threads=n_threads,
     )
     logger.info("constraints built in %.2f s", time.perf_counter() - t0)
@@ -275,10 +356,16 @@ def learn_ldml(est, cons, n_threads):
     max_iter = 500 if est.max_iter is None else est.max_iter
     shared = method != "local-ldml"
     ws, wl, bias, n_iter, trace = solve_ldml(
-        problem, shared=shared, label_specific=not image_level,
-        gamma_shared=est.gamma_shared, gamma_label=est.gamma_label,
-        max_iter=max_iter, tol=est.tol, step_size=est.step_size,
-        regularize_bias=est.regularize_bias, n_threads=n_threads,
+        problem,
+        shared=shared,
+        label_specific=not image_level,
+        gamma_shared=est.gamma_shared,
+        gamma_label=est.gamma_label,
+        max_iter=max_iter,
+        tol=est.tol,
+        step_size=est.step_size,
+        regularize_bias=est.regularize_bias,
+        n_threads=n_threads,
     )
     M = est.Y_train_.shape[1]
     F = problem.n_base

@@ -56,8 +56,8 @@ def ldml_grad(d, ptr, pair, sign, W, bias, scale):
     grad = np.zeros((M, F + 1))
     loss = np.zeros(M)
     for m in range(M):
-        rows = pair[ptr[m]:ptr[m + 1]]
-        s = sign[ptr[m]:ptr[m + 1]].astype(np.float64)
+        rows = pair[ptr[m] : ptr[m + 1]]
+        s = sign[ptr[m] : ptr[m + 1]].astype(np.float64)
         dm = d[rows]
         z = s * (dm @ W[m] - bias[m])
         c = s * _sigmoid(z)

@@ -1,9 +1,9 @@
 """asv benchmarks: the K3 LDML gradient kernel against its numpy reference."""
 
 import numpy as np
-from mtlm_fast import _ldml
 
 from mtlm import _reference
+from mtlm_fast import _ldml
 
 
 class LDMLGrad:
@@ -21,7 +21,8 @@ class LDMLGrad:
         self.ptr = np.zeros(M + 1, dtype=np.int32)
         np.cumsum(counts, out=self.ptr[1:])
         self.pair = np.concatenate(
-            [np.sort(rng.integers(0, P, c)) for c in counts]).astype(np.int32)
+            [np.sort(rng.integers(0, P, c)) for c in counts]
+        ).astype(np.int32)
         self.sign = rng.choice(np.array([-1, 1], dtype=np.int8), nnz)
         self.W = rng.random((M, F)) * 0.2
         self.bias = rng.random(M)
@@ -32,8 +33,20 @@ class LDMLGrad:
 
     def time_ldml_grad(self, nnz, F, n_threads, impl):
         if impl == "kernel":
-            _ldml.ldml_grad(self.d, self.ptr, self.pair, self.sign, self.W, self.bias,
-                            self.scale, self.grad, self.loss, self.gs, n_threads)
+            _ldml.ldml_grad(
+                self.d,
+                self.ptr,
+                self.pair,
+                self.sign,
+                self.W,
+                self.bias,
+                self.scale,
+                self.grad,
+                self.loss,
+                self.gs,
+                n_threads,
+            )
         else:
-            _reference.ldml_grad(self.d, self.ptr, self.pair, self.sign, self.W,
-                                 self.bias, self.scale)
+            _reference.ldml_grad(
+                self.d, self.ptr, self.pair, self.sign, self.W, self.bias, self.scale
+            )
