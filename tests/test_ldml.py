@@ -247,3 +247,18 @@ def test_parameter_validation(param, value, match):
     X, Y = _synthetic(rng, n=30)
     with pytest.raises(ValueError, match=match):
         MTLMAnnotator("mtlm-ldml", **{param: value}).fit(X, Y)
+
+
+def test_save_load_round_trip(tmp_path):
+    from mtlm import load_model
+
+    rng = np.random.default_rng(3)
+    X, Y = _synthetic(rng)
+    est = MTLMAnnotator("mtlm-ldml", k=2, max_iter=15, gamma_label=30.0, n_tune=40)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X, Y)
+    back = load_model(est.save(tmp_path / "m.npz"))
+    assert back.get_params()["gamma_label"] == 30.0
+    assert_array_equal(back.weights_label_, est.weights_label_)
+    assert_array_equal(back.decision_function(X), est.decision_function(X))
