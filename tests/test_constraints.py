@@ -46,6 +46,15 @@ IMAGE_LISTS = {
         3: [(3, 4, 1), (3, 1, 1), (3, 2, -1)],
         4: [(4, 3, 1), (4, 2, -1)],
     },
+    # No image that carries one of q's labels is dissimilar: here every
+    # dissimilar candidate does.
+    "shared": {
+        0: [(0, 1, 1)],
+        1: [(1, 0, 1), (1, 3, 1)],
+        2: [(2, 1, 1), (2, 3, 1)],
+        3: [(3, 4, 1), (3, 1, 1)],
+        4: [(4, 3, 1)],
+    },
     "both": {
         0: [(0, 2, -1)],
         1: [(1, 0, 1), (1, 3, 1), (1, 2, -1)],
@@ -56,7 +65,7 @@ IMAGE_LISTS = {
 }
 
 
-@pytest.mark.parametrize("overlap", ["dissimilar", "both"])
+@pytest.mark.parametrize("overlap", ["dissimilar", "both", "shared"])
 def test_2pknn_hand_made(overlap):
     bd, P, Y = _setup()
     cons = build_constraints(bd, P, Y, scheme="2pknn", k=1, overlap=overlap)

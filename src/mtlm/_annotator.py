@@ -110,9 +110,10 @@ class MTLMAnnotator(BaseEstimator):
         dissimilar for the others, shared by every label of the image;
         ``"label"``, per label the ``k_pos`` nearest images with the label
         and the ``k_neg`` nearest without it.
-    overlap : {"dissimilar", "both"}, default="dissimilar"
+    overlap : {"dissimilar", "both", "shared"}, default="dissimilar"
         ``"2pknn"`` only: an image in both lists of a query is removed from
-        the dissimilar list only, or from both.
+        the dissimilar list only, or from both; ``"shared"`` also drops every
+        dissimilar image that carries one of the query's labels.
     max_dissimilar : int or None, default=50
         ``"2pknn"`` only: dissimilar images kept per training image, the
         nearest under equal weights; None keeps every candidate (the
@@ -259,7 +260,7 @@ class MTLMAnnotator(BaseEstimator):
         check_int(self.max_iter, "max_iter", low=1, allow_none=True)
         check_float(self.tol, "tol", low=0.0)
         check_choice(self.constraints, "constraints", ("2pknn", "label"))
-        check_choice(self.overlap, "overlap", ("dissimilar", "both"))
+        check_choice(self.overlap, "overlap", ("dissimilar", "both", "shared"))
         check_int(self.max_dissimilar, "max_dissimilar", low=1, allow_none=True)
         check_int(self.k_pos, "k_pos", low=1)
         check_int(self.k_neg, "k_neg", low=1)

@@ -8,7 +8,10 @@ Two schemes (ALGORITHM.md section 3):
     dissimilar candidates the k nearest images of T_l for each label l that q
     lacks; each list is de-duplicated.  An image found in both lists is
     removed from the dissimilar list only (``overlap="dissimilar"``) or from
-    both (``overlap="both"``, the precursor's literal rule).  With
+    both (``overlap="both"``, the precursor's literal rule); with
+    ``overlap="shared"`` every dissimilar candidate that carries one of q's
+    labels is dropped (the literal rules keep such an image as dissimilar
+    when it was not among the k nearest of q's own groups).  With
     ``max_dissimilar`` set, only that many dissimilar candidates are kept per
     image, the nearest under D_0 (ties to the lower index): on Corel5K the
     literal rule lists ~680 dissimilar images per image (every label the
@@ -52,7 +55,7 @@ __all__ = ["Constraints", "build_constraints"]
 logger = logging.getLogger(__name__)
 
 SCHEMES = ("2pknn", "label")
-OVERLAPS = ("dissimilar", "both")
+OVERLAPS = ("dissimilar", "both", "shared")
 
 
 @dataclass(frozen=True)
@@ -131,8 +134,9 @@ def build_constraints(
         Neighbours per label group (``"2pknn"``).
     k_pos, k_neg : int
         Similar and dissimilar neighbours per query (``"label"``).
-    overlap : {"dissimilar", "both"}
-        Where an image listed as similar and dissimilar is removed (``"2pknn"``).
+    overlap : {"dissimilar", "both", "shared"}
+        Where an image listed as similar and dissimilar is removed, or
+        ``"shared"``: no image sharing a label with q is dissimilar (``"2pknn"``).
     max_dissimilar : int or None
         Keep at most this many dissimilar images per query, the nearest
         under D_0 (``"2pknn"``); None keeps them all.
@@ -272,7 +276,11 @@ def _image_pairs_2pknn(bd, train_blocks, Y, k, overlap, max_dissimilar, n_thread
         both = np.intersect1d(sim, dis, assume_unique=True)
         if overlap == "both":
             sim = np.setdiff1d(sim, both, assume_unique=True)
-        keep = ~np.isin(dis, both, assume_unique=True)
+        if overlap == "shared":
+            # Never dissimilar: an image that carries one of q's labels.
+            keep = ~Y[dis][:, Y[qi]].any(axis=1)
+        else:
+            keep = ~np.isin(dis, both, assume_unique=True)
         dis, dis_d = dis[keep], dis_d[keep]
         if max_dissimilar is not None and dis.size > max_dissimilar:
             near = np.lexsort((dis, dis_d))[:max_dissimilar]
