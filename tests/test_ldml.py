@@ -262,3 +262,25 @@ def test_save_load_round_trip(tmp_path):
     assert back.get_params()["gamma_label"] == 30.0
     assert_array_equal(back.weights_label_, est.weights_label_)
     assert_array_equal(back.decision_function(X), est.decision_function(X))
+
+
+def test_vote_scale_label_equalises_label_scales():
+    # W_m = c_m w: under vote_scale="label" every label votes with mean(c) w,
+    # and the pools (rankings) do not depend on c_m.
+    rng = np.random.default_rng(4)
+    X, Y = _synthetic(rng)
+    est = MTLMAnnotator("mtlm-ldml", k=2, max_iter=5, tau=0.3, n_tune=30)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X, Y)
+    M = Y.shape[1]
+    w = est.weights_shared_ + est.weights_label_[0]
+    c = np.linspace(0.5, 4.0, M)
+    est.weights_shared_ = np.zeros_like(w)
+    est.weights_label_ = c[:, None] * w
+    scaled = est.decision_function(X)
+    est.weights_label_ = np.tile(c.mean() * w, (M, 1))
+    assert_allclose(scaled, est.decision_function(X), rtol=1e-9, atol=1e-12)
+    est.weights_label_ = c[:, None] * w
+    est.set_params(vote_scale="none")
+    assert not np.allclose(est.decision_function(X), scaled)

@@ -131,6 +131,13 @@ class MTLMAnnotator(BaseEstimator):
         (a sample of) the training images; test data is never used.
     vote : {"normalized", "raw"}, default="normalized"
         ``"raw"`` drops the per-label denominator (2PKNN's own form).
+    vote_scale : {"label", "none"}, default="label"
+        With per-label metrics, ``"label"`` divides each label's vote
+        distances by its total weight ``sum(w_* + w_m)`` (relative to the
+        mean over labels), so that one ``tau`` means the same sharpness for
+        every label; the pools are unchanged. A label whose learned metric
+        is several times larger otherwise votes almost 1-NN and is
+        over-predicted. No effect with one shared metric (JEC, global).
     n_tune : int, default=1000
         Training images used to choose ``tau`` when it is ``"auto"``.
     k_pos, k_neg : int, default=3, 20
@@ -202,6 +209,7 @@ class MTLMAnnotator(BaseEstimator):
         regularize_bias=True,
         tau="auto",
         vote="normalized",
+        vote_scale="label",
         n_tune=1000,
         k_pos=3,
         k_neg=20,
@@ -232,6 +240,7 @@ class MTLMAnnotator(BaseEstimator):
         self.regularize_bias = regularize_bias
         self.tau = tau
         self.vote = vote
+        self.vote_scale = vote_scale
         self.n_tune = n_tune
         self.mu = mu
         self.margin = margin
@@ -255,6 +264,7 @@ class MTLMAnnotator(BaseEstimator):
         check_int(self.k, "k", low=1)
         check_int(self.n_tune, "n_tune", low=1)
         check_choice(self.vote, "vote", _VOTES)
+        check_choice(self.vote_scale, "vote_scale", ("label", "none"))
         check_float(self.gamma_shared, "gamma_shared", low=0.0)
         check_float(self.gamma_label, "gamma_label", low=0.0)
         check_int(self.max_iter, "max_iter", low=1, allow_none=True)
@@ -389,7 +399,14 @@ class MTLMAnnotator(BaseEstimator):
 
     def _scores(self, Pq, taus, n_threads, exclude=None):
         W = self._metric_weights()
-        return pool_scores(self.base_distances_, Pq, self._train_blocks, W, W,
+        W_vote = W
+        if self.vote_scale == "label" and W.shape[0] > 1:
+            # Same effective temperature for every label: D_m / tau with
+            # D_m scaled to the mean total weight (pools are unchanged).
+            s = W.sum(axis=1)
+            s = np.where(s > 0, s, 1.0)
+            W_vote = W * (s.mean() / s)[:, None]
+        return pool_scores(self.base_distances_, Pq, self._train_blocks, W, W_vote,
                            self._groups, self.Y_train_, self.k, taus,
                            raw=self.vote == "raw", exclude=exclude,
                            n_threads=n_threads)
