@@ -269,7 +269,9 @@ def test_vote_scale_label_equalises_label_scales():
     # and the pools (rankings) do not depend on c_m.
     rng = np.random.default_rng(4)
     X, Y = _synthetic(rng)
-    est = MTLMAnnotator("mtlm-ldml", k=2, max_iter=5, tau=0.3, n_tune=30)
+    est = MTLMAnnotator(
+        "mtlm-ldml", k=2, max_iter=5, tau=0.3, n_tune=30, vote_scale="label"
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         est.fit(X, Y)
