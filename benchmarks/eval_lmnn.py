@@ -40,15 +40,20 @@ GRIDS = {
     "local-lmnn": [dict(margin=m, gamma_label=0.01) for m in (0.1, 0.3)],
     # First round (5 configurations), then refined around its winner
     # (gamma_shared = 300) -- every choice made on the hold-out only.
-    "mtlm-lmnn": [dict(margin=m, label_sum=s, gamma_label=0.01)
-                  for m in (0.1, 0.3) for s in ("at_most", "equal")]
-    + [dict(margin=0.1, gamma_shared=300.0, gamma_label=0.01),
-       dict(),  # package defaults
-       dict(margin=0.1, gamma_shared=300.0, gamma_label=1.0),
-       dict(margin=0.1, gamma_shared=300.0, gamma_label=0.01, label_sum="equal"),
-       dict(margin=0.3, gamma_shared=300.0, gamma_label=0.01),
-       dict(margin=0.1, gamma_shared=1000.0, gamma_label=0.01),
-       dict(margin=0.1, gamma_shared=1000.0, gamma_label=0.01, label_sum="equal")],
+    "mtlm-lmnn": [
+        dict(margin=m, label_sum=s, gamma_label=0.01)
+        for m in (0.1, 0.3)
+        for s in ("at_most", "equal")
+    ]
+    + [
+        dict(margin=0.1, gamma_shared=300.0, gamma_label=0.01),
+        dict(),  # package defaults
+        dict(margin=0.1, gamma_shared=300.0, gamma_label=1.0),
+        dict(margin=0.1, gamma_shared=300.0, gamma_label=0.01, label_sum="equal"),
+        dict(margin=0.3, gamma_shared=300.0, gamma_label=0.01),
+        dict(margin=0.1, gamma_shared=1000.0, gamma_label=0.01),
+        dict(margin=0.1, gamma_shared=1000.0, gamma_label=0.01, label_sum="equal"),
+    ],
 }
 QUICK = {
     "global-lmnn": [dict(margin=0.1)],
@@ -101,24 +106,39 @@ def tune(Xtr, Ytr, methods, grids, max_iter, n_threads, log):
             kp, kn = cfg.get("k_pos", 3), cfg.get("k_neg", 20)
             key = (mode == "global", kp, kn)
             if key not in cache:
-                cache[key] = build_triplets(base.base_distances_, base._train_blocks,
-                                            Ya, kp, kn, global_task=key[0],
-                                            n_threads=n_threads)
+                cache[key] = build_triplets(
+                    base.base_distances_,
+                    base._train_blocks,
+                    Ya,
+                    kp,
+                    kn,
+                    global_task=key[0],
+                    n_threads=n_threads,
+                )
             ts = cache[key]
             fit_kw = {k: v for k, v in cfg.items() if k not in ("k_pos", "k_neg")}
             t0 = time.perf_counter()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
-                res = fit_lmnn(ts, mode=mode, max_iter=max_iter, n_threads=n_threads,
-                               **fit_kw)
-            fill = (fit_kw.get("label_budget", 1.0)
-                    if mode == "mtlm" and fit_kw.get("label_sum") == "equal" else 0.0)
+                res = fit_lmnn(
+                    ts, mode=mode, max_iter=max_iter, n_threads=n_threads, **fit_kw
+                )
+            fill = (
+                fit_kw.get("label_budget", 1.0)
+                if mode == "mtlm" and fit_kw.get("label_sum") == "equal"
+                else 0.0
+            )
             w_s, w_l, _ = result_to_weights(res, ts, Ya.shape[1], mode, fill)
-            base._set_weights(LearnedMetric(w_s, w_l, np.zeros(Ya.shape[1]),
-                                            res.n_iter, res.objective))
+            base._set_weights(
+                LearnedMetric(
+                    w_s, w_l, np.zeros(Ya.shape[1]), res.n_iter, res.objective
+                )
+            )
             f1, tau = holdout_f1(base, Pq, Yh, n_threads)
-            log(f"hold-out  {method:12s} {cfg}: F1 {f1:.3f} (tau {tau:.3g}, "
-                f"{res.n_iter} it, {time.perf_counter() - t0:.0f}s)")
+            log(
+                f"hold-out  {method:12s} {cfg}: F1 {f1:.3f} (tau {tau:.3g}, "
+                f"{res.n_iter} it, {time.perf_counter() - t0:.0f}s)"
+            )
             if f1 > best[0]:
                 best = (f1, cfg)
         chosen[method] = best[1]
@@ -136,8 +156,9 @@ def time_iterations(Xtr, Ytr, n_threads, log, repeat=20):
     from mtlm_fast import _lmnn as K
 
     est = MTLMAnnotator("jec", tau=1.0, n_jobs=n_threads).fit(Xtr, Ytr)
-    ts = build_triplets(est.base_distances_, est._train_blocks, Ytr, 3, 20,
-                        n_threads=n_threads)
+    ts = build_triplets(
+        est.base_distances_, est._train_blocks, Ytr, 3, 20, n_threads=n_threads
+    )
     # Two consecutive accepted iterates of a real fit: a typical step.
     iterates = []
 
@@ -148,8 +169,7 @@ def time_iterations(Xtr, Ytr, n_threads, log, repeat=20):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        res = fit_lmnn(ts, mode="mtlm", max_iter=50, n_threads=n_threads,
-                       callback=keep)
+        res = fit_lmnn(ts, mode="mtlm", max_iter=50, n_threads=n_threads, callback=keep)
     W0, W1 = iterates
     inc = _ActiveState(ts, res.margin, n_threads)
     inc.update(W0, full=True)
@@ -169,28 +189,60 @@ def time_iterations(Xtr, Ytr, n_threads, log, repeat=20):
     # hinge part only, D given
     D = [np.empty_like(inc.D), np.empty_like(inc.D)]
     for W, Dw in zip((W1, W0), D):
-        K.task_distances(ts.store.d, ts.lp_idx, ts.lp_ptr, np.ascontiguousarray(W),
-                         Dw, n_threads)
+        K.task_distances(
+            ts.store.d, ts.lp_idx, ts.lp_ptr, np.ascontiguousarray(W), Dw, n_threads
+        )
     coef = np.empty(ts.lp_idx.size, dtype=np.int64)
     h_inc, h_scr = [], []
     for r in range(repeat):
         Dw = D[r % 2]
         t0 = time.perf_counter()
-        K.active_update(ts.store.d, ts.lp_idx, Dw, ts.t_ptr, ts.t_a, ts.t_b,
-                        inc.margin, False, inc.ws, inc.mask, inc.S, inc.hinge,
-                        inc.n_active, inc.n_changed, n_threads)
+        K.active_update(
+            ts.store.d,
+            ts.lp_idx,
+            Dw,
+            ts.t_ptr,
+            ts.t_a,
+            ts.t_b,
+            inc.margin,
+            False,
+            inc.ws,
+            inc.mask,
+            inc.S,
+            inc.hinge,
+            inc.n_active,
+            inc.n_changed,
+            n_threads,
+        )
         h_inc.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        K.active_recompute(ts.store.d, ts.lp_idx, ts.lp_ptr, Dw, ts.t_ptr, ts.t_a,
-                           ts.t_b, scr.margin, scr.ws, False, scr.mask, scr.S,
-                           scr.hinge, scr.n_active, coef, n_threads)
+        K.active_recompute(
+            ts.store.d,
+            ts.lp_idx,
+            ts.lp_ptr,
+            Dw,
+            ts.t_ptr,
+            ts.t_a,
+            ts.t_b,
+            scr.margin,
+            scr.ws,
+            False,
+            scr.mask,
+            scr.S,
+            scr.hinge,
+            scr.n_active,
+            coef,
+            n_threads,
+        )
         h_scr.append(time.perf_counter() - t0)
     hi, hs = np.median(h_inc), np.median(h_scr)
-    log(f"K4 on {ts.n_triplets} triplets ({ts.n_tasks} labels, "
+    log(
+        f"K4 on {ts.n_triplets} triplets ({ts.n_tasks} labels, "
         f"{int(np.median(changed))} changed per step, {n_threads} threads, median "
         f"of {repeat}): iteration incremental {ti * 1e3:.2f} ms vs from scratch "
         f"{tsc * 1e3:.2f} ms (ratio {tsc / ti:.2f}); hinge part only "
-        f"{hi * 1e3:.2f} ms vs {hs * 1e3:.2f} ms (ratio {hs / hi:.2f})")
+        f"{hi * 1e3:.2f} ms vs {hs * 1e3:.2f} ms (ratio {hs / hi:.2f})"
+    )
     return ti, tsc
 
 
@@ -205,8 +257,10 @@ def main(argv=None):
     ap.add_argument("--timing-only", action="store_true")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(name)s: %(message)s",
+    )
     from mtlm_fast import effective_n_threads
 
     n_threads = effective_n_threads(args.n_jobs)
@@ -223,8 +277,15 @@ def main(argv=None):
     if args.no_tune:
         chosen = {m: {} for m in learned}
     else:
-        chosen = tune(Xtr, Ytr, learned, QUICK if args.quick else GRIDS,
-                      args.max_iter, n_threads, log)
+        chosen = tune(
+            Xtr,
+            Ytr,
+            learned,
+            QUICK if args.quick else GRIDS,
+            args.max_iter,
+            n_threads,
+            log,
+        )
     rows = []
     for method in methods:
         params = dict(chosen.get(method, {}))
@@ -238,15 +299,19 @@ def main(argv=None):
         fit_s = time.perf_counter() - t0
         s = annotation_scores(Yte, est.predict(Xte))
         rows.append((method, s, fit_s, est.n_iter_, params))
-        log(f"test      {method:12s} P {s['P']:.3f} R {s['R']:.3f} F1 {s['F1']:.3f} "
+        log(
+            f"test      {method:12s} P {s['P']:.3f} R {s['R']:.3f} F1 {s['F1']:.3f} "
             f"N+ {int(s['N+'])}  fit {fit_s:.1f}s  iter {est.n_iter_}  "
-            f"tau {est.tau_:.3g}  {params}")
+            f"tau {est.tau_:.3g}  {params}"
+        )
     log("")
-    log(f"| method | P | R | F1 | N+ | fit s |")
+    log("| method | P | R | F1 | N+ | fit s |")
     log("|---|---|---|---|---|---|")
     for method, s, fit_s, _, _ in rows:
-        log(f"| {method} | {s['P']:.3f} | {s['R']:.3f} | {s['F1']:.3f} | "
-            f"{int(s['N+'])} | {fit_s:.1f} |")
+        log(
+            f"| {method} | {s['P']:.3f} | {s['R']:.3f} | {s['F1']:.3f} | "
+            f"{int(s['N+'])} | {fit_s:.1f} |"
+        )
     if not args.no_timing:
         time_iterations(Xtr, Ytr, n_threads, log)
 

@@ -126,7 +126,9 @@ def test_predict_checks(rng):
     est = MTLMAnnotator().fit(X, Y)
     with pytest.raises(ValueError, match=r"missing feature block\(s\) \['b'\]"):
         est.predict({"a": Xt["a"]})
-    with pytest.raises(ValueError, match=r"X\['a'\] has 5 features, but mtlm is expecting 6"):
+    with pytest.raises(
+        ValueError, match=r"X\['a'\] has 5 features, but mtlm is expecting 6"
+    ):
         est.predict({"a": Xt["a"][:, :5], "b": Xt["b"]})
     with pytest.raises(ValueError, match=r"X\['b'\] contains NaN"):
         est.predict({"a": Xt["a"], "b": np.full((7, 3), np.nan)})

@@ -140,7 +140,9 @@ def test_layout_mismatch_at_pairwise():
         bd.pairwise({"a": np.ones((3, 2))})
     with pytest.raises(ValueError, match=r"not seen in fit"):
         bd.pairwise({"a": np.ones((3, 2)), "b": np.ones((3, 4)), "c": np.ones((3, 1))})
-    with pytest.raises(ValueError, match=r"Xq\['b'\] has 3 features, but mtlm is expecting 4"):
+    with pytest.raises(
+        ValueError, match=r"Xq\['b'\] has 3 features, but mtlm is expecting 4"
+    ):
         bd.pairwise({"a": np.ones((3, 2)), "b": np.ones((3, 3))})
     with pytest.raises(ValueError, match="single array"):
         bd.pairwise(np.ones((3, 6)))

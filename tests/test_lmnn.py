@@ -2,7 +2,6 @@ import warnings
 
 import numpy as np
 import pytest
-from mtlm_fast import _lmnn as K
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.exceptions import ConvergenceWarning
 
@@ -16,6 +15,7 @@ from mtlm._lmnn import (
     gradients,
     objective_terms,
 )
+from mtlm_fast import _lmnn as K
 
 MODES = ["mtlm", "local", "global"]
 
@@ -37,9 +37,20 @@ def make_data(rng, n=60, M=6, p=0.3, ties=True):
 
 def triplets(rng, mode="mtlm", k_pos=3, k_neg=5, n_threads=1, **kw):
     bd, blocks, Y = make_data(rng, **kw)
-    return bd, blocks, Y, build_triplets(bd, blocks, Y, k_pos, k_neg,
-                                         global_task=mode == "global",
-                                         n_threads=n_threads)
+    return (
+        bd,
+        blocks,
+        Y,
+        build_triplets(
+            bd,
+            blocks,
+            Y,
+            k_pos,
+            k_neg,
+            global_task=mode == "global",
+            n_threads=n_threads,
+        ),
+    )
 
 
 # -- neighbour selection ---------------------------------------------------------
@@ -48,14 +59,16 @@ def triplets(rng, mode="mtlm", k_pos=3, k_neg=5, n_threads=1, **kw):
 def test_selection_matches_reference(rng, global_task, n_threads):
     bd, blocks, Y = make_data(rng)
     k_pos, k_neg = 3, 5
-    ts = build_triplets(bd, blocks, Y, k_pos, k_neg, global_task=global_task,
-                        n_threads=n_threads)
+    ts = build_triplets(
+        bd, blocks, Y, k_pos, k_neg, global_task=global_task, n_threads=n_threads
+    )
     F = bd.n_base_
     d = np.empty((Y.shape[0], Y.shape[0], F), dtype=np.float32)
     bd.pairwise_prepared(blocks, blocks, d, 1)
     labels = None if global_task else ts.task_labels
-    want = ref.select_triplet_neighbours(d, np.full(F, 1 / F), Y, k_pos, k_neg,
-                                         global_task=global_task, labels=labels)
+    want = ref.select_triplet_neighbours(
+        d, np.full(F, 1 / F), Y, k_pos, k_neg, global_task=global_task, labels=labels
+    )
     # Rebuild (q, m) -> (targets, impostors) from the triplet set.
     got = {}
     lq, lp = ts.store.q[ts.lp_idx], ts.store.p[ts.lp_idx]
@@ -98,7 +111,7 @@ def test_triplet_layout(rng):
         assert np.all(np.diff(key[:, 0]) >= 0)
         lex = np.lexsort((b, a, lq[a]))
         assert_array_equal(lex, np.arange(lex.size))
-        tl = ts.store.d[ts.lp_idx[ts.lp_ptr[m]:ts.lp_ptr[m] + nt]]
+        tl = ts.store.d[ts.lp_idx[ts.lp_ptr[m] : ts.lp_ptr[m] + nt]]
         assert_allclose(ts.c[m], tl.sum(axis=0, dtype=np.float64), rtol=1e-12)
         # every label's query has k_pos targets and k_neg candidates
         assert sl.stop - sl.start == 3 * 5 * (nt // 3)
@@ -114,10 +127,12 @@ def test_mask_difference_matches_reference(rng, n_threads):
         new = (rng.random(T) < 0.5).astype(np.uint8)
         S0 = rng.normal(size=(ts.n_tasks, bd.n_base_))
         S = S0.copy()
-        K.mask_difference_update(ts.store.d, ts.lp_idx, ts.t_ptr, ts.t_a, ts.t_b,
-                                 old, new, S, n_threads)
-        want = S0 + ref.mask_difference(ts.store.d, ts.lp_idx, ts.t_ptr, ts.t_a,
-                                        ts.t_b, old, new)
+        K.mask_difference_update(
+            ts.store.d, ts.lp_idx, ts.t_ptr, ts.t_a, ts.t_b, old, new, S, n_threads
+        )
+        want = S0 + ref.mask_difference(
+            ts.store.d, ts.lp_idx, ts.t_ptr, ts.t_a, ts.t_b, old, new
+        )
         assert_allclose(S, want, rtol=1e-12, atol=1e-12)
 
 
@@ -132,14 +147,23 @@ def test_active_update_matches_reference(rng, full, n_threads):
     for _ in range(4):
         W = rng.random((nT, F)) / F
         st.update(W, full=full)
-        mask, S, hinge = ref.active_set(ts.store.d, ts.lp_idx, ts.lp_ptr, ts.t_ptr,
-                                        ts.t_a, ts.t_b, W, 0.1,
-                                        None if full else ws0)
+        mask, S, hinge = ref.active_set(
+            ts.store.d,
+            ts.lp_idx,
+            ts.lp_ptr,
+            ts.t_ptr,
+            ts.t_a,
+            ts.t_b,
+            W,
+            0.1,
+            None if full else ws0,
+        )
         assert_array_equal(st.mask, mask)
         assert_allclose(st.S, S, rtol=1e-10, atol=1e-10)
         assert_allclose(st.hinge, hinge, rtol=1e-10, atol=1e-12)
-        assert_array_equal(st.n_active, [mask[ts.t_ptr[m]:ts.t_ptr[m + 1]].sum()
-                                         for m in range(nT)])
+        assert_array_equal(
+            st.n_active, [mask[ts.t_ptr[m] : ts.t_ptr[m + 1]].sum() for m in range(nT)]
+        )
         if full:
             assert_array_equal(st.ws, mask)
 
@@ -159,8 +183,17 @@ def test_incremental_equals_scratch_every_iteration(rng, mode, n_threads):
         scratch.ws[:] = state.ws
         scratch.recompute(W, full=False)
         assert_array_equal(scratch.mask, state.mask)
-        mask, S, hinge = ref.active_set(ts.store.d, ts.lp_idx, ts.lp_ptr, ts.t_ptr,
-                                        ts.t_a, ts.t_b, W, state.margin, state.ws)
+        mask, S, hinge = ref.active_set(
+            ts.store.d,
+            ts.lp_idx,
+            ts.lp_ptr,
+            ts.t_ptr,
+            ts.t_a,
+            ts.t_b,
+            W,
+            state.margin,
+            state.ws,
+        )
         assert_array_equal(mask, state.mask)
         assert _rel(state.S, scratch.S) < 1e-9
         assert _rel(state.S, S) < 1e-9
@@ -169,9 +202,18 @@ def test_incremental_equals_scratch_every_iteration(rng, mode, n_threads):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        res = fit_lmnn(ts, mode=mode, margin=0.5, gamma_shared=0.1, gamma_label=0.1,
-                       max_iter=60, tol=0.0, full_check_every=4,
-                       n_threads=n_threads, callback=check)
+        res = fit_lmnn(
+            ts,
+            mode=mode,
+            margin=0.5,
+            gamma_shared=0.1,
+            gamma_label=0.1,
+            max_iter=60,
+            tol=0.0,
+            full_check_every=4,
+            n_threads=n_threads,
+            callback=check,
+        )
     assert len(seen) == res.n_iter > 5
     assert res.objective[-1] < res.objective[0]
 
@@ -222,21 +264,29 @@ def test_subgradient_matches_finite_differences(rng, mode):
         z = margin + D[ts.t_a] - D[ts.t_b]
         if np.abs(z).min() < 100 * h * dmax * F:
             continue  # too close to a hinge kink
-        mask, S, hinge = ref.active_set(ts.store.d, ts.lp_idx, ts.lp_ptr, ts.t_ptr,
-                                        ts.t_a, ts.t_b, W, margin)
+        mask, S, hinge = ref.active_set(
+            ts.store.d, ts.lp_idx, ts.lp_ptr, ts.t_ptr, ts.t_a, ts.t_b, W, margin
+        )
         E = objective_terms(ts, w_s, w_l, hinge, mode=mode, **kw)
-        E_ref = ref.lmnn_objective(ts, w_s, w_l, margin, learn_shared=learn_s,
-                                   learn_label=learn_l, **kw)
+        E_ref = ref.lmnn_objective(
+            ts, w_s, w_l, margin, learn_shared=learn_s, learn_label=learn_l, **kw
+        )
         assert E == pytest.approx(E_ref, rel=1e-12)
         Gs, Gl = gradients(ts, w_s, w_l, S, mode=mode, **kw)
         for _ in range(3):
             us = rng.normal(size=F) if learn_s else np.zeros(F)
             ul = rng.normal(size=(nT, F)) if learn_l else np.zeros((nT, F))
 
-            def f(t):
-                return ref.lmnn_objective(ts, w_s + t * us, w_l + t * ul, margin,
-                                          learn_shared=learn_s, learn_label=learn_l,
-                                          **kw)
+            def f(t, us=us, ul=ul):
+                return ref.lmnn_objective(
+                    ts,
+                    w_s + t * us,
+                    w_l + t * ul,
+                    margin,
+                    learn_shared=learn_s,
+                    learn_label=learn_l,
+                    **kw,
+                )
 
             fd = (f(h) - f(-h)) / (2 * h)
             an = Gs @ us + np.sum(Gl * ul)
@@ -245,7 +295,7 @@ def test_subgradient_matches_finite_differences(rng, mode):
     assert n_checked >= 3
 
 
-# -- special cases ----------------------------------------------------------------------
+# -- special cases ---------------------------------------------------------------
 def separated(rng, n_per=12):
     # Two tight clusters far apart on every feature; label 0 = cluster A,
     # label 1 = cluster B: every target is far nearer than every impostor.
@@ -262,8 +312,7 @@ def separated(rng, n_per=12):
 @pytest.mark.parametrize("method", ["mtlm-lmnn", "local-lmnn", "global-lmnn"])
 def test_separated_labels_fit_with_zero_hinge(rng, method):
     X, Y = separated(rng)
-    est = MTLMAnnotator(method, k_pos=3, k_neg=5, margin=0.1, n_jobs=1,
-                        random_state=0)
+    est = MTLMAnnotator(method, k_pos=3, k_neg=5, margin=0.1, n_jobs=1, random_state=0)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         est.fit(X, Y)
@@ -298,8 +347,9 @@ def test_zero_hinge_objective_is_pull_only(rng):
 def test_annotator_attributes_and_convergence_warning(rng):
     _, _, Y = make_data(rng, ties=False)
     X = {"a": rng.random((60, 5)), "b": rng.random((60, 4))}
-    est = MTLMAnnotator("mtlm-lmnn", max_iter=2, k_pos=3, k_neg=4, margin=1.0,
-                        random_state=0)
+    est = MTLMAnnotator(
+        "mtlm-lmnn", max_iter=2, k_pos=3, k_neg=4, margin=1.0, random_state=0
+    )
     with pytest.warns(ConvergenceWarning, match="max_iter=2"):
         est.fit(X, Y)
     assert est.n_iter_ == 2
@@ -308,15 +358,18 @@ def test_annotator_attributes_and_convergence_warning(rng):
     assert_array_equal(est.weights_label_[-1], 0)
 
 
-@pytest.mark.parametrize("param, value, match", [
-    ("k_pos", 0, "k_pos must be >= 1"),
-    ("k_neg", 1.5, "k_neg must be an int"),
-    ("mu", -1.0, "mu must be >= 0"),
-    ("label_budget", 0.0, "label_budget must be > 0"),
-    ("full_check_every", 0, "full_check_every must be >= 1"),
-    ("max_iter", 0, "max_iter must be >= 1"),
-    ("label_sum", "less", "label_sum must be one of"),
-])
+@pytest.mark.parametrize(
+    "param, value, match",
+    [
+        ("k_pos", 0, "k_pos must be >= 1"),
+        ("k_neg", 1.5, "k_neg must be an int"),
+        ("mu", -1.0, "mu must be >= 0"),
+        ("label_budget", 0.0, "label_budget must be > 0"),
+        ("full_check_every", 0, "full_check_every must be >= 1"),
+        ("max_iter", 0, "max_iter must be >= 1"),
+        ("label_sum", "less", "label_sum must be one of"),
+    ],
+)
 def test_bad_parameters(rng, param, value, match):
     X = {"a": rng.random((20, 3))}
     Y = (rng.random((20, 3)) < 0.5).astype(np.uint8)
@@ -329,8 +382,15 @@ def test_projection_keeps_the_scale(rng, label_sum):
     bd, blocks, Y, ts = triplets(rng)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        res = fit_lmnn(ts, margin=0.5, gamma_shared=0.0, gamma_label=0.0,
-                       label_budget=0.7, label_sum=label_sum, max_iter=80)
+        res = fit_lmnn(
+            ts,
+            margin=0.5,
+            gamma_shared=0.0,
+            gamma_label=0.0,
+            label_budget=0.7,
+            label_sum=label_sum,
+            max_iter=80,
+        )
     assert res.w_shared.min() >= 0
     assert res.w_shared.sum() == pytest.approx(1.0)
     assert res.w_label.min() >= 0
@@ -344,8 +404,15 @@ def test_projection_keeps_the_scale(rng, label_sum):
 def test_equal_budget_label_without_task_follows_shared(rng):
     _, _, Y = make_data(rng, ties=False)
     X = {"a": rng.random((60, 5)), "b": rng.random((60, 4))}
-    est = MTLMAnnotator("mtlm-lmnn", label_sum="equal", label_budget=0.5,
-                        max_iter=30, k_neg=5, margin=0.5, random_state=0)
+    est = MTLMAnnotator(
+        "mtlm-lmnn",
+        label_sum="equal",
+        label_budget=0.5,
+        max_iter=30,
+        k_neg=5,
+        margin=0.5,
+        random_state=0,
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         est.fit(X, Y)

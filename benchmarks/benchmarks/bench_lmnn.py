@@ -13,11 +13,15 @@ from mtlm._lmnn import TripletSet, _ActiveState
 from mtlm._pairstore import PairStore
 
 
-def corel_sized_triplets(seed=0, M=247, per_label=62, k_pos=3, k_neg=20, F=10,
-                         n_pairs=139_000):
+def corel_sized_triplets(
+    seed=0, M=247, per_label=62, k_pos=3, k_neg=20, F=10, n_pairs=139_000
+):
     rng = np.random.default_rng(seed)
-    store = PairStore(q=np.zeros(n_pairs, np.int32), p=np.zeros(n_pairs, np.int32),
-                      d=rng.random((n_pairs, F), dtype=np.float32))
+    store = PairStore(
+        q=np.zeros(n_pairs, np.int32),
+        p=np.zeros(n_pairs, np.int32),
+        d=rng.random((n_pairs, F), dtype=np.float32),
+    )
     nt = np.full(M, per_label * k_pos, dtype=np.int64)
     ni = np.full(M, per_label * k_neg, dtype=np.int64)
     lp_ptr = np.concatenate(([0], np.cumsum(nt + ni))).astype(np.int64)
@@ -28,10 +32,12 @@ def corel_sized_triplets(seed=0, M=247, per_label=62, k_pos=3, k_neg=20, F=10,
     a, b = np.broadcast_arrays(a, b)
     t_a = np.concatenate([lp_ptr[m] + a.ravel() for m in range(M)]).astype(np.int32)
     t_b = np.concatenate([lp_ptr[m] + nt[m] + b.ravel() for m in range(M)]).astype(
-        np.int32)
+        np.int32
+    )
     t_ptr = np.arange(M + 1, dtype=np.int64) * per_label * k_pos * k_neg
-    return TripletSet(store, lp_ptr, lp_idx, nt, np.zeros((M, F)), t_ptr, t_a, t_b,
-                      np.arange(M))
+    return TripletSet(
+        store, lp_ptr, lp_idx, nt, np.zeros((M, F)), t_ptr, t_a, t_b, np.arange(M)
+    )
 
 
 class LMNNIteration:

@@ -59,6 +59,8 @@ class LearnedMetric:
 def _run_learner(est, n_threads):
     module, func = _LEARNERS[est.method].split(":")
     return getattr(importlib.import_module(module), func)(est, n_threads)
+
+
 _VOTES = ("normalized", "raw")
 
 
@@ -310,8 +312,9 @@ class MTLMAnnotator(BaseEstimator):
         self._set_training_data(bd, blocks, Y)
         F, M = bd.n_base_, Y.shape[1]
         if self.method == "jec":
-            learned = LearnedMetric(np.full(F, 1.0 / F), np.zeros((M, F)), np.zeros(M),
-                                    0, np.zeros(0))
+            learned = LearnedMetric(
+                np.full(F, 1.0 / F), np.zeros((M, F)), np.zeros(M), 0, np.zeros(0)
+            )
         else:
             learned = _run_learner(self, n_threads)
         self._set_weights(learned)
@@ -389,15 +392,19 @@ class MTLMAnnotator(BaseEstimator):
         grid = scale * np.geomspace(0.005, 2.0, 16)
         scores = self._scores(Pq, grid, n_threads, exclude=sample)
         Y = self.Y_train_[sample]
-        f1 = np.array([
-            _f1_or_zero(Y, top_k_annotation(s, self.n_labels)) for s in scores
-        ])
+        f1 = np.array(
+            [_f1_or_zero(Y, top_k_annotation(s, self.n_labels)) for s in scores]
+        )
         best = int(np.argmax(f1))
         self.tau_ = float(grid[best])
         self.tau_grid_ = grid
         self.tau_scores_ = f1
-        logger.info("tau chosen on %d training images: %.4g (F1 %.3f)",
-                    sample.size, self.tau_, f1[best])
+        logger.info(
+            "tau chosen on %d training images: %.4g (F1 %.3f)",
+            sample.size,
+            self.tau_,
+            f1[best],
+        )
 
     def _scores(self, Pq, taus, n_threads, exclude=None):
         W = self._metric_weights()
@@ -408,10 +415,20 @@ class MTLMAnnotator(BaseEstimator):
             s = W.sum(axis=1)
             s = np.where(s > 0, s, 1.0)
             W_vote = W * (s.mean() / s)[:, None]
-        return pool_scores(self.base_distances_, Pq, self._train_blocks, W, W_vote,
-                           self._groups, self.Y_train_, self.k, taus,
-                           raw=self.vote == "raw", exclude=exclude,
-                           n_threads=n_threads)
+        return pool_scores(
+            self.base_distances_,
+            Pq,
+            self._train_blocks,
+            W,
+            W_vote,
+            self._groups,
+            self.Y_train_,
+            self.k,
+            taus,
+            raw=self.vote == "raw",
+            exclude=exclude,
+            n_threads=n_threads,
+        )
 
     # -- prediction ----------------------------------------------------------------
     def decision_function(self, X):

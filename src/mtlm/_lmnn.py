@@ -30,13 +30,13 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-from mtlm_fast import _lmnn
 from sklearn.exceptions import ConvergenceWarning
 
 from mtlm._neighbourhoods import _blocks
 from mtlm._pairstore import PairStore
 from mtlm._simplex import project_capped_simplex, project_simplex
 from mtlm._validation import check_choice, check_float, check_int
+from mtlm_fast import _lmnn
 
 __all__ = ["TripletSet", "build_triplets", "fit_lmnn", "learn", "LMNN_METHODS"]
 
@@ -98,12 +98,28 @@ class TripletSet:
     @property
     def nbytes(self):
         """Memory of the store, the index lists and one byte mask."""
-        return (self.store.nbytes + self.lp_idx.nbytes + self.t_a.nbytes
-                + self.t_b.nbytes + self.n_triplets)
+        return (
+            self.store.nbytes
+            + self.lp_idx.nbytes
+            + self.t_a.nbytes
+            + self.t_b.nbytes
+            + self.n_triplets
+        )
 
 
-def select_neighbours(bd, train_blocks, Y, qlab_ptr, qlab, k_pos, k_neg, *,
-                      global_task=False, w=None, n_threads=1):
+def select_neighbours(
+    bd,
+    train_blocks,
+    Y,
+    qlab_ptr,
+    qlab,
+    k_pos,
+    k_neg,
+    *,
+    global_task=False,
+    w=None,
+    n_threads=1,
+):
     """Targets and impostor candidates under ``D = w . d`` (w0 = 1/F by default).
 
     Parameters
@@ -133,19 +149,28 @@ def select_neighbours(bd, train_blocks, Y, qlab_ptr, qlab, k_pos, k_neg, *,
     Y = np.ascontiguousarray(Y, dtype=np.uint8)
     for start, stop in _blocks(n, n, F):
         d = np.empty((stop - start, n, F), dtype=np.float32)
-        bd.pairwise_prepared([b[start:stop] for b in train_blocks], train_blocks,
-                             d, n_threads)
+        bd.pairwise_prepared(
+            [b[start:stop] for b in train_blocks], train_blocks, d, n_threads
+        )
         r0, r1 = (start, stop) if global_task else (qlab_ptr[start], qlab_ptr[stop])
         _lmnn.select_triplet_neighbours(
-            d, w, Y, np.arange(start, stop, dtype=np.intp),
-            np.ascontiguousarray(qlab_ptr[start:stop + 1] - qlab_ptr[start]),
-            np.ascontiguousarray(qlab[qlab_ptr[start]:qlab_ptr[stop]]),
-            global_task, tgt[r0:r1], imp[r0:r1], n_threads)
+            d,
+            w,
+            Y,
+            np.arange(start, stop, dtype=np.intp),
+            np.ascontiguousarray(qlab_ptr[start : stop + 1] - qlab_ptr[start]),
+            np.ascontiguousarray(qlab[qlab_ptr[start] : qlab_ptr[stop]]),
+            global_task,
+            tgt[r0:r1],
+            imp[r0:r1],
+            n_threads,
+        )
     return tgt, imp
 
 
-def build_triplets(bd, train_blocks, Y, k_pos=3, k_neg=20, *, global_task=False,
-                   n_threads=1):
+def build_triplets(
+    bd, train_blocks, Y, k_pos=3, k_neg=20, *, global_task=False, n_threads=1
+):
     """LMNN's own constraint sets under the initial metric (ALGORITHM.md section 3).
 
     Per label m with at least ``k_pos + 1`` images (the others have no task
@@ -170,8 +195,17 @@ def build_triplets(bd, train_blocks, Y, k_pos=3, k_neg=20, *, global_task=False,
     qlab_ptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(qs, minlength=n), out=qlab_ptr[1:])
     qlab = ls.astype(np.int32)
-    tgt, imp = select_neighbours(bd, train_blocks, Y, qlab_ptr, qlab, k_pos, k_neg,
-                                 global_task=global_task, n_threads=n_threads)
+    tgt, imp = select_neighbours(
+        bd,
+        train_blocks,
+        Y,
+        qlab_ptr,
+        qlab,
+        k_pos,
+        k_neg,
+        global_task=global_task,
+        n_threads=n_threads,
+    )
     if global_task:
         keep = np.flatnonzero(np.diff(qlab_ptr) > 0)
         aq, tgt, imp = keep, tgt[keep], imp[keep]
@@ -217,14 +251,26 @@ def build_triplets(bd, train_blocks, Y, k_pos=3, k_neg=20, *, global_task=False,
     c = np.zeros((nT, F), dtype=np.float64)
     for m in range(nT):
         a = lp_ptr[m]
-        c[m] = dl[a:a + nt[m]].sum(axis=0, dtype=np.float64)
-    ts = TripletSet(store=store, lp_ptr=lp_ptr, lp_idx=np.ascontiguousarray(lp_idx),
-                    n_target=nt, c=c, t_ptr=t_ptr, t_a=np.ascontiguousarray(t_a),
-                    t_b=np.ascontiguousarray(t_b), task_labels=task_labels)
+        c[m] = dl[a : a + nt[m]].sum(axis=0, dtype=np.float64)
+    ts = TripletSet(
+        store=store,
+        lp_ptr=lp_ptr,
+        lp_idx=np.ascontiguousarray(lp_idx),
+        n_target=nt,
+        c=c,
+        t_ptr=t_ptr,
+        t_a=np.ascontiguousarray(t_a),
+        t_b=np.ascontiguousarray(t_b),
+        task_labels=task_labels,
+    )
     logger.info(
         "LMNN constraints: %d task(s), %d target pairs, %d local pairs, "
         "%d candidate triplets, %.1f MB (store %.1f MB)",
-        nT, int(nt.sum()), n_local, ts.n_triplets, ts.nbytes / 1e6,
+        nT,
+        int(nt.sum()),
+        n_local,
+        ts.n_triplets,
+        ts.nbytes / 1e6,
         store.nbytes / 1e6,
     )
     return ts
@@ -263,25 +309,54 @@ class _ActiveState:
         """Move to the metric W (n_tasks, F); incremental S_m (K4)."""
         ts = self.ts
         W = np.ascontiguousarray(W, dtype=np.float64)
-        _lmnn.task_distances(ts.store.d, ts.lp_idx, ts.lp_ptr, W, self.D,
-                             self.n_threads)
-        _lmnn.active_update(ts.store.d, ts.lp_idx, self.D, ts.t_ptr, ts.t_a,
-                            ts.t_b, self.margin, full, self.ws, self.mask, self.S,
-                            self.hinge, self.n_active, self.n_changed,
-                            self.n_threads)
+        _lmnn.task_distances(
+            ts.store.d, ts.lp_idx, ts.lp_ptr, W, self.D, self.n_threads
+        )
+        _lmnn.active_update(
+            ts.store.d,
+            ts.lp_idx,
+            self.D,
+            ts.t_ptr,
+            ts.t_a,
+            ts.t_b,
+            self.margin,
+            full,
+            self.ws,
+            self.mask,
+            self.S,
+            self.hinge,
+            self.n_active,
+            self.n_changed,
+            self.n_threads,
+        )
         return int(self.n_changed.sum())
 
     def recompute(self, W, full):
         """From-scratch twin of :meth:`update` (same mask, S_m rebuilt)."""
         ts = self.ts
         W = np.ascontiguousarray(W, dtype=np.float64)
-        _lmnn.task_distances(ts.store.d, ts.lp_idx, ts.lp_ptr, W, self.D,
-                             self.n_threads)
+        _lmnn.task_distances(
+            ts.store.d, ts.lp_idx, ts.lp_ptr, W, self.D, self.n_threads
+        )
         coef = np.empty(ts.lp_idx.size, dtype=np.int64)
-        _lmnn.active_recompute(ts.store.d, ts.lp_idx, ts.lp_ptr, self.D, ts.t_ptr,
-                               ts.t_a, ts.t_b, self.margin, self.ws, full,
-                               self.mask, self.S, self.hinge, self.n_active, coef,
-                               self.n_threads)
+        _lmnn.active_recompute(
+            ts.store.d,
+            ts.lp_idx,
+            ts.lp_ptr,
+            self.D,
+            ts.t_ptr,
+            ts.t_a,
+            ts.t_b,
+            self.margin,
+            self.ws,
+            full,
+            self.mask,
+            self.S,
+            self.hinge,
+            self.n_active,
+            coef,
+            self.n_threads,
+        )
         if full:
             self.ws[:] = self.mask
 
@@ -297,8 +372,9 @@ def _modes(mode):
     return {"mtlm": (True, True), "local": (False, True), "global": (True, False)}[mode]
 
 
-def objective_terms(ts, w_shared, w_label, hinge, *, mu, gamma_shared, gamma_label,
-                    mode):
+def objective_terms(
+    ts, w_shared, w_label, hinge, *, mu, gamma_shared, gamma_label, mode
+):
     """E(w) of ALGORITHM.md section 4.2 from the task hinge sums."""
     learn_s, learn_l = _modes(mode)
     W = w_shared[None, :] + w_label
@@ -317,15 +393,31 @@ def gradients(ts, w_shared, w_label, S, *, mu, gamma_shared, gamma_label, mode):
     learn_s, learn_l = _modes(mode)
     N = np.maximum(ts.n_target, 1)[:, None]
     g = (ts.c + mu * S) / N
-    Gs = 2 * gamma_shared * w_shared + g.sum(axis=0) if learn_s else np.zeros_like(w_shared)
+    Gs = (
+        2 * gamma_shared * w_shared + g.sum(axis=0)
+        if learn_s
+        else np.zeros_like(w_shared)
+    )
     Gl = 2 * gamma_label * w_label + g if learn_l else np.zeros_like(w_label)
     return Gs, Gl
 
 
-def fit_lmnn(ts, *, mode="mtlm", mu=1.0, margin=0.1, gamma_shared=1.0,
-             gamma_label=1.0, label_budget=1.0, label_sum="at_most",
-             max_iter=DEFAULT_MAX_ITER, tol=1e-6, full_check_every=10, n_threads=1,
-             callback=None):
+def fit_lmnn(
+    ts,
+    *,
+    mode="mtlm",
+    mu=1.0,
+    margin=0.1,
+    gamma_shared=1.0,
+    gamma_label=1.0,
+    label_budget=1.0,
+    label_sum="at_most",
+    max_iter=DEFAULT_MAX_ITER,
+    tol=1e-6,
+    full_check_every=10,
+    n_threads=1,
+    callback=None,
+):
     """Projected (sub)gradient descent on MTLM-LMNN with the active-set update.
 
     Parameters
@@ -388,7 +480,9 @@ def fit_lmnn(ts, *, mode="mtlm", mu=1.0, margin=0.1, gamma_shared=1.0,
     # Initial step (section 4.3) on the gradient seen through the projection:
     # the part of G that the projection removes (its mean on a sum-1
     # simplex, positive entries at w = 0) would otherwise make eta0 tiny.
-    gmax = max(np.abs(Gs).max() if learn_s else 0.0, np.abs(Gl).max() if learn_l else 0.0)
+    gmax = max(
+        np.abs(Gs).max() if learn_s else 0.0, np.abs(Gl).max() if learn_l else 0.0
+    )
     if gmax > 0:
         t = 1e-6 / gmax
         ps, pl = project(w_s - t * Gs, w_l - t * Gl)
@@ -447,7 +541,8 @@ def fit_lmnn(ts, *, mode="mtlm", mu=1.0, margin=0.1, gamma_shared=1.0,
         warnings.warn(
             f"LMNN ({mode}) did not converge in max_iter={max_iter} iterations "
             f"(last relative decrease above tol={tol}); increase max_iter.",
-            ConvergenceWarning, stacklevel=3,
+            ConvergenceWarning,
+            stacklevel=3,
         )
     else:
         # the state is at a full check already unless we stopped on eta0 == 0
@@ -455,14 +550,27 @@ def fit_lmnn(ts, *, mode="mtlm", mu=1.0, margin=0.1, gamma_shared=1.0,
     logger.info(
         "LMNN (%s): %d iterations (%d accepted, %d rejected, %d full checks) "
         "in %.2fs, E %.6g -> %.6g, %d active triplets of %d",
-        mode, it, n_accepted, n_rejected, n_full, time.perf_counter() - t0,
-        objective[0], E, int(state.n_active.sum()), ts.n_triplets,
+        mode,
+        it,
+        n_accepted,
+        n_rejected,
+        n_full,
+        time.perf_counter() - t0,
+        objective[0],
+        E,
+        int(state.n_active.sum()),
+        ts.n_triplets,
     )
-    return LMNNResult(w_shared=w_s, w_label=w_l, n_iter=it,
-                      objective=np.asarray(objective), n_active=state.n_active.copy(),
-                      converged=converged, margin=margin_abs,
-                      info=dict(n_accepted=n_accepted, n_rejected=n_rejected,
-                                n_full=n_full))
+    return LMNNResult(
+        w_shared=w_s,
+        w_label=w_l,
+        n_iter=it,
+        objective=np.asarray(objective),
+        n_active=state.n_active.copy(),
+        converged=converged,
+        margin=margin_abs,
+        info=dict(n_accepted=n_accepted, n_rejected=n_rejected, n_full=n_full),
+    )
 
 
 # -- annotator hook ------------------------------------------------------------------
@@ -475,8 +583,9 @@ def check_lmnn_params(est):
         margin=check_float(est.margin, "margin", low=0.0),
         gamma_shared=check_float(est.gamma_shared, "gamma_shared", low=0.0),
         gamma_label=check_float(est.gamma_label, "gamma_label", low=0.0),
-        label_budget=check_float(est.label_budget, "label_budget", low=0.0,
-                                 low_open=True, allow_none=True),
+        label_budget=check_float(
+            est.label_budget, "label_budget", low=0.0, low_open=True, allow_none=True
+        ),
         label_sum=check_choice(est.label_sum, "label_sum", ("at_most", "equal")),
         max_iter=check_int(est.max_iter, "max_iter", low=1, allow_none=True),
         tol=check_float(est.tol, "tol", low=0.0),
@@ -514,14 +623,29 @@ def learn(est, n_threads):
     mode = LMNN_METHODS[est.method]
     p = check_lmnn_params(est)
     Y = est.Y_train_
-    ts = build_triplets(est.base_distances_, est._train_blocks, Y, p["k_pos"],
-                        p["k_neg"], global_task=mode == "global", n_threads=n_threads)
-    res = fit_lmnn(ts, mode=mode, mu=p["mu"], margin=p["margin"],
-                   gamma_shared=p["gamma_shared"], gamma_label=p["gamma_label"],
-                   label_budget=p["label_budget"], label_sum=p["label_sum"],
-                   max_iter=p["max_iter"],
-                   tol=p["tol"], full_check_every=p["full_check_every"],
-                   n_threads=n_threads)
+    ts = build_triplets(
+        est.base_distances_,
+        est._train_blocks,
+        Y,
+        p["k_pos"],
+        p["k_neg"],
+        global_task=mode == "global",
+        n_threads=n_threads,
+    )
+    res = fit_lmnn(
+        ts,
+        mode=mode,
+        mu=p["mu"],
+        margin=p["margin"],
+        gamma_shared=p["gamma_shared"],
+        gamma_label=p["gamma_label"],
+        label_budget=p["label_budget"],
+        label_sum=p["label_sum"],
+        max_iter=p["max_iter"],
+        tol=p["tol"],
+        full_check_every=p["full_check_every"],
+        n_threads=n_threads,
+    )
     fill = p["label_budget"] if mode == "mtlm" and p["label_sum"] == "equal" else 0.0
     w_s, w_l, n_active = result_to_weights(res, ts, Y.shape[1], mode, fill)
     W = w_s[None, :] + w_l
@@ -530,11 +654,19 @@ def learn(est, n_threads):
         warnings.warn(
             f"LMNN drove the metric of {dead.size} label(s) to zero "
             f"(first: {dead[:5].tolist()}); their votes are uninformative.",
-            RuntimeWarning, stacklevel=3,
+            RuntimeWarning,
+            stacklevel=3,
         )
     return LearnedMetric(
-        weights_shared=w_s, weights_label=w_l, bias=np.zeros(Y.shape[1]),
-        n_iter=res.n_iter, objective=res.objective,
-        extra=dict(n_active_=n_active, n_triplets_=ts.n_triplets,
-                   margin_=res.margin, converged_=res.converged),
+        weights_shared=w_s,
+        weights_label=w_l,
+        bias=np.zeros(Y.shape[1]),
+        n_iter=res.n_iter,
+        objective=res.objective,
+        extra=dict(
+            n_active_=n_active,
+            n_triplets_=ts.n_triplets,
+            margin_=res.margin,
+            converged_=res.converged,
+        ),
     )

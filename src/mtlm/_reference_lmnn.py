@@ -87,8 +87,18 @@ def mask_difference(d, lp_idx, t_ptr, t_a, t_b, old, new):
     return S
 
 
-def lmnn_objective(ts, w_shared, w_label, margin, *, mu, gamma_shared, gamma_label,
-                   learn_shared=True, learn_label=True):
+def lmnn_objective(
+    ts,
+    w_shared,
+    w_label,
+    margin,
+    *,
+    mu,
+    gamma_shared,
+    gamma_label,
+    learn_shared=True,
+    learn_label=True,
+):
     """E(w) of ALGORITHM.md 4.2 (data terms / n_target) over all of C_m."""
     W = w_shared[None, :] + w_label
     d = ts.store.d
@@ -96,7 +106,7 @@ def lmnn_objective(ts, w_shared, w_label, margin, *, mu, gamma_shared, gamma_lab
     E = 0.0
     for m in range(ts.n_tasks):
         a = ts.lp_ptr[m]
-        pull = D[a:a + ts.n_target[m]].sum()
+        pull = D[a : a + ts.n_target[m]].sum()
         sl = slice(ts.t_ptr[m], ts.t_ptr[m + 1])
         z = margin + D[ts.t_a[sl]] - D[ts.t_b[sl]]
         E += (pull + mu * np.maximum(z, 0).sum()) / max(ts.n_target[m], 1)
