@@ -277,7 +277,7 @@ def test_subgradient_matches_finite_differences(rng, mode):
             us = rng.normal(size=F) if learn_s else np.zeros(F)
             ul = rng.normal(size=(nT, F)) if learn_l else np.zeros((nT, F))
 
-            def f(t, us=us, ul=ul):
+            def f(t, us=us, ul=ul, w_s=w_s, w_l=w_l):
                 return ref.lmnn_objective(
                     ts,
                     w_s + t * us,
