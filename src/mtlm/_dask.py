@@ -157,33 +157,55 @@ def _run_blocks(client, func, shared, Pq, exclude, rows, kwargs, progress, retri
     ``shared`` (the positional arguments after the query blocks) is scattered
     to every worker once; ``write(start, stop, result)`` stores a block's
     result in the output, so the order of completion does not matter.
+
+    A task lost with its worker is recomputed by the scheduler. Scattered data
+    has no lineage, though: if the last worker holding a copy dies (Dask's
+    active memory manager may have dropped the other replicas), the blocks
+    that needed it are cancelled; they are then submitted again with the
+    shared data scattered afresh, at most ``retries`` times.
     """
     distributed = _import_distributed()
     nq = Pq[0].shape[0]
-    # One future per object; broadcast so every worker holds a copy and a
-    # dead worker never loses the only one.
-    futures_shared = client.scatter(list(shared), broadcast=True, hash=False)
     name = f"mtlm-{func.__name__}-{uuid.uuid4().hex}"
-    futures, spans = [], {}
-    for i, start in enumerate(range(0, nq, rows)):
-        stop = min(nq, start + rows)
-        excl = None if exclude is None else exclude[start:stop]
-        fut = client.submit(
-            func, *futures_shared[:1], [np.ascontiguousarray(b[start:stop]) for b in Pq],
-            *futures_shared[1:], exclude=excl, **kwargs,
-            key=f"{name}-{i}", pure=False, retries=retries,
-        )
-        futures.append(fut)
-        spans[fut.key] = (start, stop)
-    try:
-        for fut, result in distributed.as_completed(futures, with_results=True):
-            start, stop = spans[fut.key]
-            write(start, stop, result)
-            fut.release()
-            if progress is not None:
-                progress(stop - start)
-    finally:
-        client.cancel([f for f in futures if not f.done()])
+    pending = [(start, min(nq, start + rows)) for start in range(0, nq, rows)]
+    for attempt in range(retries + 1):
+        # One future per object, a copy on every worker.
+        futures_shared = client.scatter(list(shared), broadcast=True, hash=False)
+        spans = {}
+        for start, stop in pending:
+            excl = None if exclude is None else exclude[start:stop]
+            fut = client.submit(
+                func, futures_shared[0], [np.ascontiguousarray(b[start:stop]) for b in Pq],
+                *futures_shared[1:], exclude=excl, **kwargs,
+                key=f"{name}-{attempt}-{start}", pure=False, retries=retries,
+            )
+            spans[fut] = (start, stop)
+        lost = []
+        try:
+            for fut, result in distributed.as_completed(list(spans), with_results=True,
+                                                        raise_errors=False):
+                start, stop = spans[fut]
+                if fut.status == "cancelled":  # its scattered inputs were lost
+                    lost.append((start, stop))
+                    continue
+                if fut.status == "error":
+                    fut.result()  # raises the task's exception here
+                write(start, stop, result)
+                fut.release()
+                if progress is not None:
+                    progress(stop - start)
+        finally:
+            client.cancel([f for f in spans if not f.done()])
+        if not lost:
+            return
+        logger.warning("%d block(s) of %s lost their scattered training data with a "
+                       "worker; scattering it again (attempt %d of %d)", len(lost),
+                       func.__name__, attempt + 1, retries)
+        pending = sorted(lost)
+    raise RuntimeError(
+        f"{len(pending)} block(s) of {func.__name__} could not be computed: workers "
+        f"holding the scattered training data died {retries + 1} times."
+    )
 
 
 def dask_group_neighbours(bd, Pq, Pp, W, groups, k, *, exclude=None, n_threads=1,
