@@ -13,9 +13,9 @@ process (``client.run``) and checks that its result hashes to the local one.
 
 Usage::
 
-    python benchmarks/dask_scale.py                    # n = 5000; local, 1 and 2 workers
+    python benchmarks/dask_scale.py                  # n = 5000: local, 1 and 2 workers
     python benchmarks/dask_scale.py --n 5000 10000 --json results.json
-    python benchmarks/dask_scale.py --probe-memory     # local peak vs n_train (few queries)
+    python benchmarks/dask_scale.py --probe-memory   # local peak vs n_train
 
 Only 127.0.0.1 is used.
 """
@@ -27,7 +27,6 @@ import hashlib
 import importlib
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -55,14 +54,16 @@ def nus_wide_like(n, seed=0, dtype=np.float32):
     return X, Y
 
 
-def _peak_mib():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-
-
-def _worker_peak_mib():
+def _usage():
+    """(peak RSS in MiB, CPU seconds) of the calling process (Linux units)."""
     import resource
 
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_maxrss / 1024, r.ru_utime + r.ru_stime
+
+
+def _peak_mib():
+    return _usage()[0]
 
 
 def _digest(idx, dist):
@@ -86,13 +87,14 @@ def run_one(mode, n, workers, k, n_threads, n_queries=None):
     excl = np.arange(nq)
     rec = {"mode": mode, "n_train": n, "n_queries": nq, "k": k, "n_threads": n_threads,
            "workers": workers, "load_avg_1m": os.getloadavg()[0]}
-    base = _peak_mib()
+    base, cpu0 = _usage()
     if mode == "local":
         t0 = time.perf_counter()
         idx, dist = group_neighbours(bd, Pq, P, W, groups, k, exclude=excl,
                                      n_threads=n_threads)
         rec["time_s"] = time.perf_counter() - t0
-        rec["peak_mib_main"] = _peak_mib()
+        rec["peak_mib_main"], cpu1 = _usage()
+        rec["cpu_s_main"] = cpu1 - cpu0
     else:
         from mtlm._dask import dask_client, dask_group_neighbours
 
@@ -102,16 +104,23 @@ def run_one(mode, n, workers, k, n_threads, n_queries=None):
             client.wait_for_workers(workers, timeout=120)
             client.run(importlib.import_module, "mtlm._neighbourhoods")  # warm imports
             rec["startup_s"] = time.perf_counter() - t0
+            before = client.run(_usage)
+            cpu0 = _usage()[1]
             t0 = time.perf_counter()
             idx, dist = dask_group_neighbours(bd, Pq, P, W, groups, k, exclude=excl,
                                               n_threads=n_threads, client=client)
             rec["time_s"] = time.perf_counter() - t0
-            rec["peak_mib_main"] = _peak_mib()  # client + scheduler (same process)
-            rec["peak_mib_workers"] = sorted(client.run(_worker_peak_mib).values())
+            rec["peak_mib_main"], cpu1 = _usage()  # client + scheduler (one process)
+            rec["cpu_s_main"] = cpu1 - cpu0
+            after = client.run(_usage)
+            rec["peak_mib_workers"] = [after[w][0] for w in sorted(after)]
+            rec["cpu_s_workers"] = [after[w][1] - before[w][1] for w in sorted(after)]
     rec["peak_mib_before_run"] = base
     rec["data_mib"] = sum(b.nbytes for b in P) / 2**20
     rec["result_mib"] = (idx.nbytes + dist.nbytes) / 2**20
     rec["pairs_per_s"] = nq * n / rec["time_s"]
+    cpu = rec["cpu_s_main"] + sum(rec.get("cpu_s_workers", []))
+    rec["pairs_per_cpu_s"] = nq * n / cpu
     rec["digest"] = _digest(idx, dist)
     return rec
 
@@ -125,7 +134,7 @@ def _spawn(args):
 
 
 def extrapolate(rate_per_worker, machines=(1, 4, 16, 64), cores=16):
-    """Hours for NUS-WIDE's train-train + test-train pairs at a measured per-core rate."""
+    """Hours for NUS-WIDE's train-train + test-train pairs at a per-core pair rate."""
     pairs = NUS_TRAIN * (NUS_TRAIN + NUS_TEST)
     return {m: pairs / (rate_per_worker * m * cores) / 3600 for m in machines}
 
@@ -151,28 +160,32 @@ def main(argv=None):
     rows = []
     if a.probe_memory:
         for n in (5_000, 10_000, 20_000, 40_000):
-            rows.append(_spawn(["local", n, 0, a.k, 512]))
-            r = rows[-1]
-            print(f"probe n_train={n:6d} queries=512: peak {r['peak_mib_main']:7.0f} MiB "
-                  f"(data {r['data_mib']:.0f} MiB) {r['time_s']:.1f} s", flush=True)
-    else:
-        for n in a.n:
-            for mode, w in [("local", 0)] + [("dask", w) for w in a.workers]:
-                r = _spawn([mode, n, w, a.k, "all"])
-                rows.append(r)
-                workers = r.get("peak_mib_workers", [])
-                print(f"n={n:6d} {mode:5s} workers={w}: {r['time_s']:7.1f} s "
-                      f"{r['pairs_per_s'] / 1e6:6.2f} Mpairs/s; peak MiB main "
-                      f"{r['peak_mib_main']:.0f} workers {[round(x) for x in workers]}; "
-                      f"startup {r.get('startup_s', 0):.1f} s; load {r['load_avg_1m']:.1f}; "
-                      f"digest {r['digest']}", flush=True)
-            local = next(r for r in rows if r["n_train"] == n and r["mode"] == "local")
-            same = all(r["digest"] == local["digest"] for r in rows if r["n_train"] == n)
-            print(f"n={n}: Dask results identical to local: {same}")
-            hours = extrapolate(local["pairs_per_s"])
-            print(f"NUS-WIDE ({NUS_TRAIN} train x {NUS_TRAIN + NUS_TEST} queries) at "
-                  f"{local['pairs_per_s'] / 1e6:.2f} Mpairs/s per core, 16-core machines: "
-                  + ", ".join(f"{m} machine(s) {h:.1f} h" for m, h in hours.items()))
+            r = _spawn(["local", n, 0, a.k, 512])
+            rows.append(r)
+            print(f"probe n_train={n:6d} queries=512: peak "
+                  f"{r['peak_mib_main']:6.0f} MiB (features {r['data_mib']:.0f} MiB) "
+                  f"{r['time_s']:.1f} s", flush=True)
+    for n in [] if a.probe_memory else a.n:
+        for mode, w in [("local", 0)] + [("dask", w) for w in a.workers]:
+            r = _spawn([mode, n, w, a.k, "all"])
+            rows.append(r)
+            wmem = [round(x) for x in r.get("peak_mib_workers", [])]
+            wcpu = [round(x, 1) for x in r.get("cpu_s_workers", [])]
+            print(f"n={n:6d} {mode:5s} workers={w}: {r['time_s']:6.1f} s wall, "
+                  f"{r['pairs_per_s'] / 1e6:5.2f} Mpairs/s, "
+                  f"{r['pairs_per_cpu_s'] / 1e6:5.2f} Mpairs/CPU-s; peak MiB main "
+                  f"{r['peak_mib_main']:.0f} workers {wmem}; CPU s main "
+                  f"{r['cpu_s_main']:.1f} workers {wcpu}; startup "
+                  f"{r.get('startup_s', 0):.1f} s; load {r['load_avg_1m']:.1f}; "
+                  f"digest {r['digest']}", flush=True)
+        local = next(r for r in rows if r["n_train"] == n and r["mode"] == "local")
+        same = all(r["digest"] == local["digest"] for r in rows if r["n_train"] == n)
+        print(f"n={n}: Dask results identical to local: {same}")
+        rate = local["pairs_per_cpu_s"]
+        hours = extrapolate(rate)
+        print(f"NUS-WIDE ({NUS_TRAIN} train x {NUS_TRAIN + NUS_TEST} queries) at "
+              f"{rate / 1e6:.2f} Mpairs per CPU-s, 16-core machines: "
+              + ", ".join(f"{m}: {h:.2f} h" for m, h in hours.items()))
     if a.json:
         with open(a.json, "w") as fh:
             json.dump(rows, fh, indent=1)

@@ -1,4 +1,4 @@
-"""The Dask path gives exactly the local result, survives a dead worker, fails clearly."""
+"""The Dask path gives the local result exactly, survives a dead worker, fails."""
 
 import os
 import signal
@@ -13,7 +13,12 @@ from numpy.testing import assert_array_equal
 distributed = pytest.importorskip("distributed")
 
 from mtlm import MTLMAnnotator  # noqa: E402
-from mtlm._dask import dask_client, dask_group_neighbours, dask_pool_scores  # noqa: E402
+from mtlm._dask import (  # noqa: E402
+    dask_client,
+    dask_group_neighbours,
+    dask_pool_scores,
+    resolve_client,
+)
 from mtlm._distances import BaseDistances  # noqa: E402
 from mtlm._neighbourhoods import LabelGroups, group_neighbours, pool_scores  # noqa: E402
 from mtlm._npyfolder import load_npy_folder, save_npy_folder  # noqa: E402
@@ -40,7 +45,7 @@ def _synthetic(seed=0, n=300, nq=120, dims=(6, 10, 4), M=9, dtype=np.float64):
 
 
 def _assert_same(got, ref):
-    for g, r in zip(got, ref):
+    for g, r in zip(got, ref, strict=True):
         assert g.dtype == r.dtype
         assert_array_equal(g, r)
 
@@ -109,8 +114,9 @@ def test_corel5k_fit_and_predict_match_local(client):
     Xtr, Ytr, Xte, _ = _corel_subset()
     est = MTLMAnnotator(k=3, n_tune=200, random_state=0).fit(Xtr, Ytr)
     W = est._metric_weights()
-    args = (est.base_distances_, est.base_distances_.check(Xte), est._train_blocks, W, W,
-            est._groups, est.Y_train_, est.k, [est.tau_])
+    bd = est.base_distances_
+    args = (bd, bd.check(Xte), est._train_blocks, W, W, est._groups, est.Y_train_,
+            est.k, [est.tau_])
     # prediction
     got = dask_pool_scores(*args, client=client)[0]
     assert_array_equal(got, est.decision_function(Xte))
@@ -136,7 +142,7 @@ def test_memory_mapped_training_data(client, tmp_path):
     assert all(isinstance(x, np.memmap) for x in Xm.values())
     bd = BaseDistances().fit(Xm)
     Pm = bd.check(Xm)
-    assert all(np.shares_memory(p, x) for p, x in zip(Pm, Xm.values()))  # not copied
+    assert all(np.shares_memory(p, x) for p, x in zip(Pm, Xm.values(), strict=True))
     P, Pq = bd.check(X), bd.check(Xq)
     groups = LabelGroups.from_labels(Ym)
     W = np.ones((1, bd.n_base_))
@@ -163,7 +169,7 @@ def test_bad_client_and_arguments(client):
     groups = LabelGroups.from_labels(Y)
     W = np.ones((1, bd.n_base_))
     with pytest.raises(TypeError, match="client must be a distributed.Client"):
-        dask_group_neighbours(bd, P, P, W, groups, 3, client="tcp://127.0.0.1:1")
+        dask_group_neighbours(bd, P, P, W, groups, 3, client=42)
     with pytest.raises(ValueError, match="block_rows"):
         dask_group_neighbours(bd, P, P, W, groups, 3, client=client, block_rows=0)
     with pytest.raises(ValueError, match="scheduler must be"):
@@ -183,6 +189,25 @@ def test_unreachable_scheduler_fails_fast():
     with pytest.raises(ConnectionError, match="cannot reach the Dask scheduler"):
         with dask_client(address, timeout=2):
             pass
+    assert time.perf_counter() - t0 < 10
+
+
+def test_client_by_address_or_current(client):
+    X, _, Y = _synthetic(seed=9)
+    bd = BaseDistances().fit(X)
+    P = bd.check(X)
+    groups = LabelGroups.from_labels(Y)
+    W = np.ones((1, bd.n_base_))
+    ref = group_neighbours(bd, P, P, W, groups, 2)
+    by_address = resolve_client(client.scheduler.address)
+    assert resolve_client(client.scheduler.address) is by_address  # opened once
+    _assert_same(dask_group_neighbours(bd, P, P, W, groups, 2,
+                                       client=client.scheduler.address), ref)
+    _assert_same(dask_group_neighbours(bd, P, P, W, groups, 2), ref)  # current client
+    by_address.close()
+    t0 = time.perf_counter()
+    with pytest.raises(ConnectionError, match="cannot reach the Dask scheduler"):
+        resolve_client(f"127.0.0.1:{_closed_port()}", timeout=2)
     assert time.perf_counter() - t0 < 10
 
 

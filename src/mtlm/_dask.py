@@ -30,7 +30,8 @@ import numpy as np
 from mtlm._neighbourhoods import group_neighbours, pool_scores
 from mtlm._validation import check_float, check_int
 
-__all__ = ["dask_client", "dask_group_neighbours", "dask_pool_scores"]
+__all__ = ["dask_client", "dask_group_neighbours", "dask_pool_scores",
+           "resolve_client"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,21 +55,56 @@ def _import_distributed():
     return distributed
 
 
-def _resolve_client(client):
+#: Clients opened by :func:`resolve_client` from an address, by address.
+_CLIENTS = {}
+
+
+def resolve_client(client, *, timeout=10.0):
+    """The client to use: a given one, one on an address, or the current one.
+
+    Parameters
+    ----------
+    client : distributed.Client, str or None
+        A client; a scheduler address (a client on it is opened once and
+        reused); or None for the current client (:func:`distributed.get_client`).
+    timeout : float, default=10.0
+        Seconds to wait for a scheduler given by its address.
+
+    Returns
+    -------
+    client : distributed.Client
+    """
     distributed = _import_distributed()
     if client is None:
         try:
             return distributed.get_client()
         except ValueError as exc:
             raise ValueError(
-                "client is None and there is no current Dask client; pass "
-                "client=distributed.Client(...) or open one with mtlm._dask.dask_client."
+                "no Dask client: pass one (a distributed.Client or a scheduler "
+                "address) or open one first, e.g. with mtlm._dask.dask_client()."
             ) from exc
+    if isinstance(client, str):
+        known = _CLIENTS.get(client)
+        if known is None or known.status != "running":
+            _CLIENTS[client] = known = _connect(distributed, client, timeout)
+        return known
     if not isinstance(client, distributed.Client):
         raise TypeError(
-            f"client must be a distributed.Client, got {type(client).__name__}."
+            "client must be a distributed.Client, a scheduler address or None, "
+            f"got {type(client).__name__}."
         )
     return client
+
+
+def _connect(distributed, address, timeout):
+    try:
+        return distributed.Client(address, timeout=timeout, set_as_default=False)
+    except (OSError, TimeoutError) as exc:  # distributed raises OSError on timeout
+        raise ConnectionError(
+            f"cannot reach the Dask scheduler at {address!r} within {timeout:g} s "
+            f"({exc}); check the address and that 'dask scheduler' is running "
+            "there, or use 'local' to start workers on this machine."
+        ) from exc
 
 
 # -- opening a client ------------------------------------------------------------
@@ -125,15 +161,7 @@ def dask_client(scheduler="local", *, n_workers=None, threads_per_worker=1,
                         len(cluster.workers), cluster.scheduler_address)
             yield client
         return
-    try:
-        client = distributed.Client(scheduler, timeout=timeout)
-    except (OSError, TimeoutError) as exc:  # distributed raises OSError on timeout
-        raise ConnectionError(
-            f"cannot reach the Dask scheduler at {scheduler!r} within {timeout:g} s "
-            f"({exc}); check the address and that 'dask scheduler' is running "
-            "there, or use 'local' to start workers on this machine."
-        ) from exc
-    with client:
+    with _connect(distributed, scheduler, timeout) as client:
         yield client
 
 
@@ -175,7 +203,8 @@ def _run_blocks(client, func, shared, Pq, exclude, rows, kwargs, progress, retri
         for start, stop in pending:
             excl = None if exclude is None else exclude[start:stop]
             fut = client.submit(
-                func, futures_shared[0], [np.ascontiguousarray(b[start:stop]) for b in Pq],
+                func, futures_shared[0],
+                [np.ascontiguousarray(b[start:stop]) for b in Pq],
                 *futures_shared[1:], exclude=excl, **kwargs,
                 key=f"{name}-{attempt}-{start}", pure=False, retries=retries,
             )
@@ -219,8 +248,9 @@ def dask_group_neighbours(bd, Pq, Pp, W, groups, k, *, exclude=None, n_threads=1
         called in this process as blocks finish, in completion order.
     n_threads : int, default=1
         Threads of the kernels inside each task (match the workers' threads).
-    client : distributed.Client or None, default=None
-        The cluster; None uses the current client (:func:`distributed.get_client`).
+    client : distributed.Client, str or None, default=None
+        The cluster: a client, a scheduler address, or None for the current
+        client (see :func:`resolve_client`).
     block_rows : int or None, default=None
         Query rows per task; None: about 8 MiB of query features per task and
         at least 4 tasks per worker thread.
@@ -234,7 +264,7 @@ def dask_group_neighbours(bd, Pq, Pp, W, groups, k, *, exclude=None, n_threads=1
     dist : ndarray of shape (nq, M, k), float64
         Bit-identical to :func:`~mtlm._neighbourhoods.group_neighbours`.
     """
-    client = _resolve_client(client)
+    client = resolve_client(client)
     k = check_int(k, "k", low=1)
     retries = check_int(retries, "retries", low=0)
     nq, M = Pq[0].shape[0], groups.n_groups
@@ -271,7 +301,7 @@ def dask_pool_scores(bd, Pq, Pp, W_pool, W_vote, groups, Y, k, taus, *, raw=Fals
     scores : ndarray of shape (len(taus), nq, M), float64
         Bit-identical to :func:`~mtlm._neighbourhoods.pool_scores`.
     """
-    client = _resolve_client(client)
+    client = resolve_client(client)
     k = check_int(k, "k", low=1)
     retries = check_int(retries, "retries", low=0)
     nq, M = Pq[0].shape[0], groups.n_groups

@@ -91,7 +91,8 @@ def load_npy_folder(folder, mmap_mode="r"):
                        if f.endswith(".npy") and f != _LABELS)
     if not names:
         raise ValueError(f"{folder!r} holds no feature block (<feature>.npy).")
-    missing = [f"{n}.npy" for n in names if not os.path.exists(os.path.join(folder, f"{n}.npy"))]
+    missing = [f"{n}.npy" for n in names
+               if not os.path.exists(os.path.join(folder, f"{n}.npy"))]
     if not os.path.exists(os.path.join(folder, _LABELS)):
         missing.append(_LABELS)
     if missing:
