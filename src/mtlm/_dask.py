@@ -21,6 +21,7 @@ imports it only when a function is called.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import uuid
@@ -41,6 +42,8 @@ _EXTRA_HINT = "install the extra with: pip install 'mtlm[dask]'"
 _TASK_BYTES = 8 * 2**20
 #: At least this many tasks per worker thread, so that work balances.
 _TASKS_PER_SLOT = 4
+#: Tasks submitted ahead per worker thread (the rest wait in this process).
+_IN_FLIGHT_PER_SLOT = 2
 
 
 def _import_distributed():
@@ -192,49 +195,65 @@ def _run_blocks(client, func, shared, Pq, exclude, rows, kwargs, progress, retri
     that needed it are cancelled; they are then submitted again with the
     shared data scattered afresh, at most ``retries`` times.
     """
-    distributed = _import_distributed()
     nq = Pq[0].shape[0]
     name = f"mtlm-{func.__name__}-{uuid.uuid4().hex}"
     pending = [(start, min(nq, start + rows)) for start in range(0, nq, rows)]
     for attempt in range(retries + 1):
-        # One future per object, a copy on every worker.
-        futures_shared = client.scatter(list(shared), broadcast=True, hash=False)
-        spans = {}
-        for start, stop in pending:
-            excl = None if exclude is None else exclude[start:stop]
-            fut = client.submit(
-                func, futures_shared[0],
-                [np.ascontiguousarray(b[start:stop]) for b in Pq],
-                *futures_shared[1:], exclude=excl, **kwargs,
-                key=f"{name}-{attempt}-{start}", pure=False, retries=retries,
-            )
-            spans[fut] = (start, stop)
-        lost = []
-        try:
-            for fut, result in distributed.as_completed(list(spans), with_results=True,
-                                                        raise_errors=False):
-                start, stop = spans[fut]
-                if fut.status == "cancelled":  # its scattered inputs were lost
-                    lost.append((start, stop))
-                    continue
-                if fut.status == "error":
-                    fut.result()  # raises the task's exception here
-                write(start, stop, result)
-                fut.release()
-                if progress is not None:
-                    progress(stop - start)
-        finally:
-            client.cancel([f for f in spans if not f.done()])
-        if not lost:
+        pending = _run_attempt(client, func, shared, Pq, exclude, pending, kwargs,
+                               progress, retries, write, f"{name}-{attempt}")
+        if not pending:
             return
         logger.warning("%d block(s) of %s lost their scattered training data with a "
-                       "worker; scattering it again (attempt %d of %d)", len(lost),
+                       "worker; scattering it again (attempt %d of %d)", len(pending),
                        func.__name__, attempt + 1, retries)
-        pending = sorted(lost)
     raise RuntimeError(
         f"{len(pending)} block(s) of {func.__name__} could not be computed: workers "
         f"holding the scattered training data died {retries + 1} times."
     )
+
+
+def _run_attempt(client, func, shared, Pq, exclude, spans, kwargs, progress, retries,
+                 write, name):
+    """Scatter ``shared``, run the blocks ``spans``; return those that were lost."""
+    distributed = _import_distributed()
+    # One future per object, a copy on every worker.
+    shared = client.scatter(list(shared), broadcast=True, hash=False)
+    # Tasks in flight at once: enough to keep every worker thread busy, few
+    # enough that the query rows held by the scheduler stay bounded.
+    window = _IN_FLIGHT_PER_SLOT * max(1, sum(client.nthreads().values()))
+    queue = collections.deque(spans)
+    running, lost = {}, []
+    done = distributed.as_completed(with_results=True, raise_errors=False)
+
+    def top_up():
+        while queue and len(running) < window:
+            start, stop = queue.popleft()
+            excl = None if exclude is None else exclude[start:stop]
+            fut = client.submit(
+                func, shared[0], [np.ascontiguousarray(b[start:stop]) for b in Pq],
+                *shared[1:], exclude=excl, **kwargs,
+                key=f"{name}-{start}", pure=False, retries=retries,
+            )
+            running[fut] = (start, stop)
+            done.add(fut)
+
+    try:
+        top_up()
+        for fut, result in done:
+            start, stop = running.pop(fut)
+            top_up()
+            if fut.status == "cancelled":  # its scattered inputs were lost
+                lost.append((start, stop))
+                continue
+            if fut.status == "error":
+                fut.result()  # raises the task's exception here
+            write(start, stop, result)
+            fut.release()
+            if progress is not None:
+                progress(stop - start)
+    finally:
+        client.cancel(list(running))
+    return sorted(lost)
 
 
 def dask_group_neighbours(bd, Pq, Pp, W, groups, k, *, exclude=None, n_threads=1,
