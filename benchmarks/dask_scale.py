@@ -43,8 +43,11 @@ def nus_wide_like(n, seed=0, dtype=np.float32):
     rng = np.random.default_rng(seed)
     X = {}
     for i, d in enumerate(DIMS):
-        x = rng.gamma(0.3, size=(n, d)).astype(dtype)  # sparse-ish, non-negative
-        X[f"f{i}_{d}"] = x / x.sum(axis=1, keepdims=True)
+        x = np.empty((n, d), dtype=dtype)
+        for s in range(0, n, 4096):  # in chunks: no n-sized float64 temporaries
+            c = rng.gamma(0.3, size=(min(n, s + 4096) - s, d))  # non-negative, skewed
+            x[s:s + c.shape[0]] = c / c.sum(axis=1, keepdims=True)
+        X[f"f{i}_{d}"] = x
     freq = 1.0 / np.arange(1, N_LABELS + 1) ** 0.8  # Zipf-like label frequencies
     freq /= freq.sum()
     Y = np.zeros((n, N_LABELS), dtype=np.uint8)
@@ -146,7 +149,7 @@ def main(argv=None):
     p.add_argument("--k", type=int, default=5)
     p.add_argument("--json", metavar="FILE")
     p.add_argument("--probe-memory", action="store_true",
-                   help="local peak memory for growing n_train with 512 queries")
+                   help="local peak memory for growing n_train, 1024 queries")
     p.add_argument("--one", nargs=5, metavar=("MODE", "N", "WORKERS", "K", "NQ"),
                    help=argparse.SUPPRESS)
     a = p.parse_args(argv)
@@ -159,12 +162,17 @@ def main(argv=None):
 
     rows = []
     if a.probe_memory:
-        for n in (5_000, 10_000, 20_000, 40_000):
-            r = _spawn(["local", n, 0, a.k, 512])
+        from mtlm._memory import rows_per_block
+
+        for n in (5_000, 10_000, 20_000, 40_000, 80_000):
+            r = _spawn(["local", n, 0, a.k, 1024])
             rows.append(r)
-            print(f"probe n_train={n:6d} queries=512: peak "
-                  f"{r['peak_mib_main']:6.0f} MiB (features {r['data_mib']:.0f} MiB) "
-                  f"{r['time_s']:.1f} s", flush=True)
+            rb = rows_per_block(n * len(DIMS) * 4)
+            print(f"probe n_train={n:6d}, 1024 queries: peak {r['peak_mib_main']:5.0f}"
+                  f" MiB, before the run {r['peak_mib_before_run']:5.0f} MiB (features "
+                  f"{r['data_mib']:.0f} MiB); distance block {rb} rows = "
+                  f"{rb * n * len(DIMS) * 4 / 2**20:.0f} MiB; {r['time_s']:.1f} s",
+                  flush=True)
     for n in [] if a.probe_memory else a.n:
         for mode, w in [("local", 0)] + [("dask", w) for w in a.workers]:
             r = _spawn([mode, n, w, a.k, "all"])

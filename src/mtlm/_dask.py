@@ -162,10 +162,24 @@ def dask_client(scheduler="local", *, n_workers=None, threads_per_worker=1,
         ) as cluster, distributed.Client(cluster, timeout=timeout) as client:
             logger.info("local Dask cluster: %d worker process(es) at %s",
                         len(cluster.workers), cluster.scheduler_address)
-            yield client
+            try:
+                yield client
+            finally:
+                _forget_clients(cluster.scheduler_address)
         return
     with _connect(distributed, scheduler, timeout) as client:
-        yield client
+        try:
+            yield client
+        finally:
+            _forget_clients(client.scheduler.address)
+
+
+def _forget_clients(address):
+    """Close the clients :func:`resolve_client` opened on a scheduler going away."""
+    for key, known in list(_CLIENTS.items()):
+        if known.scheduler is not None and known.scheduler.address == address:
+            del _CLIENTS[key]
+            known.close()
 
 
 # -- sharding --------------------------------------------------------------------
