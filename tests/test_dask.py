@@ -5,10 +5,12 @@ import signal
 import socket
 import sys
 import time
+import warnings
 
 import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
+from sklearn.exceptions import ConvergenceWarning
 
 distributed = pytest.importorskip("distributed")
 
@@ -62,8 +64,18 @@ def test_group_neighbours_matches_local(client, dtype, metrics, block_rows):
     excl = np.arange(Y.shape[0])
     ref = group_neighbours(bd, P, P, W, groups, 3, exclude=excl)
     done = []
-    got = dask_group_neighbours(bd, P, P, W, groups, 3, exclude=excl, client=client,
-                                block_rows=block_rows, progress=done.append)
+    got = dask_group_neighbours(
+        bd,
+        P,
+        P,
+        W,
+        groups,
+        3,
+        exclude=excl,
+        client=client,
+        block_rows=block_rows,
+        progress=done.append,
+    )
     _assert_same(got, ref)
     assert sum(done) == Y.shape[0]
 
@@ -80,8 +92,20 @@ def test_pool_scores_matches_local(client, shared, raw):
     W_vote = rng.random(W_pool.shape)
     taus = [0.05, 0.3, 2.0]
     ref = pool_scores(bd, Pq, P, W_pool, W_vote, groups, Y, 4, taus, raw=raw)
-    got = dask_pool_scores(bd, Pq, P, W_pool, W_vote, groups, Y, 4, taus, raw=raw,
-                           client=client, block_rows=13)
+    got = dask_pool_scores(
+        bd,
+        Pq,
+        P,
+        W_pool,
+        W_vote,
+        groups,
+        Y,
+        4,
+        taus,
+        raw=raw,
+        client=client,
+        block_rows=13,
+    )
     assert_array_equal(got, ref)
 
 
@@ -93,8 +117,9 @@ def test_diagonal_mode_matches_local(client):
     groups = LabelGroups.from_labels(Y)
     W = rng.random((1, 7))
     ref = group_neighbours(bd, P, P, W, groups, 2, exclude=np.arange(200))
-    got = dask_group_neighbours(bd, P, P, W, groups, 2, exclude=np.arange(200),
-                                client=client)
+    got = dask_group_neighbours(
+        bd, P, P, W, groups, 2, exclude=np.arange(200), client=client
+    )
     _assert_same(got, ref)
 
 
@@ -103,8 +128,8 @@ def _corel_subset(n_train=600, n_test=150, n_blocks=4):
         pytest.skip(f"{COREL} is absent")
     with np.load(COREL, allow_pickle=False) as z:
         names = [str(f) for f in z["feature_names"][:n_blocks]]
-        X = {f: z[f"X_train_{f}"][:n_train + n_test] for f in names}
-        Y = z["Y_train"][:n_train + n_test].astype(np.uint8)
+        X = {f: z[f"X_train_{f}"][: n_train + n_test] for f in names}
+        Y = z["Y_train"][: n_train + n_test].astype(np.uint8)
     Xtr = {f: x[:n_train] for f, x in X.items()}
     Xte = {f: x[n_train:] for f, x in X.items()}
     return Xtr, Y[:n_train], Xte, Y[n_train:]
@@ -115,8 +140,17 @@ def test_corel5k_fit_and_predict_match_local(client):
     est = MTLMAnnotator(k=3, n_tune=200, random_state=0).fit(Xtr, Ytr)
     W = est._metric_weights()
     bd = est.base_distances_
-    args = (bd, bd.check(Xte), est._train_blocks, W, W, est._groups, est.Y_train_,
-            est.k, [est.tau_])
+    args = (
+        bd,
+        bd.check(Xte),
+        est._train_blocks,
+        W,
+        W,
+        est._groups,
+        est.Y_train_,
+        est.k,
+        [est.tau_],
+    )
     # prediction
     got = dask_pool_scores(*args, client=client)[0]
     assert_array_equal(got, est.decision_function(Xte))
@@ -124,14 +158,33 @@ def test_corel5k_fit_and_predict_match_local(client):
     sample = np.arange(0, Ytr.shape[0], 3)
     Pq = [b[sample] for b in est._train_blocks]
     tune = (est.base_distances_, Pq, *args[2:8], est.tau_grid_)
-    assert_array_equal(dask_pool_scores(*tune, exclude=sample, client=client),
-                       pool_scores(*tune, exclude=sample))
+    assert_array_equal(
+        dask_pool_scores(*tune, exclude=sample, client=client),
+        pool_scores(*tune, exclude=sample),
+    )
     # training neighbourhoods of a per-label metric
     Wl = np.random.default_rng(0).random((Ytr.shape[1], est.base_distances_.n_base_))
     nb = (est.base_distances_, est._train_blocks, est._train_blocks, Wl, est._groups, 5)
     excl = np.arange(Ytr.shape[0])
-    _assert_same(dask_group_neighbours(*nb, exclude=excl, client=client),
-                 group_neighbours(*nb, exclude=excl))
+    _assert_same(
+        dask_group_neighbours(*nb, exclude=excl, client=client),
+        group_neighbours(*nb, exclude=excl),
+    )
+
+
+@pytest.mark.parametrize("method", ["jec", "mtlm-ldml"])
+def test_estimator_backend_dask_is_bitwise_local(client, method):
+    # backend="dask" routes the training neighbourhoods (2pknn constraints),
+    # the tau votes and prediction through the cluster: same bits as local.
+    Xtr, Ytr, Xte, _ = _corel_subset(n_train=300, n_test=40)
+    params = dict(k=3, n_tune=100, max_iter=15, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        local = MTLMAnnotator(method, **params).fit(Xtr, Ytr)
+        dist = MTLMAnnotator(method, backend="dask", **params).fit(Xtr, Ytr)
+    assert_array_equal(dist.weights_label_, local.weights_label_)
+    assert dist.tau_ == local.tau_
+    assert_array_equal(dist.decision_function(Xte), local.decision_function(Xte))
 
 
 def test_memory_mapped_training_data(client, tmp_path):
@@ -148,8 +201,9 @@ def test_memory_mapped_training_data(client, tmp_path):
     W = np.ones((1, bd.n_base_))
     ref = pool_scores(bd, Pq, P, W, W, groups, Y, 3, [0.5])
     assert_array_equal(pool_scores(bd, Pq, Pm, W, W, groups, Ym, 3, [0.5]), ref)
-    assert_array_equal(dask_pool_scores(bd, Pq, Pm, W, W, groups, Ym, 3, [0.5],
-                                        client=client), ref)
+    assert_array_equal(
+        dask_pool_scores(bd, Pq, Pm, W, W, groups, Ym, 3, [0.5], client=client), ref
+    )
 
 
 def test_npy_folder_errors(tmp_path):
@@ -201,8 +255,10 @@ def test_client_by_address_or_current(client):
     ref = group_neighbours(bd, P, P, W, groups, 2)
     by_address = resolve_client(client.scheduler.address)
     assert resolve_client(client.scheduler.address) is by_address  # opened once
-    _assert_same(dask_group_neighbours(bd, P, P, W, groups, 2,
-                                       client=client.scheduler.address), ref)
+    _assert_same(
+        dask_group_neighbours(bd, P, P, W, groups, 2, client=client.scheduler.address),
+        ref,
+    )
     _assert_same(dask_group_neighbours(bd, P, P, W, groups, 2), ref)  # current client
     by_address.close()
     t0 = time.perf_counter()
@@ -254,8 +310,18 @@ def test_worker_killed_during_neighbourhood_selection(client):
         state["victim"] = pids[sorted(holders or pids)[0]]
         os.kill(state["victim"], signal.SIGKILL)
 
-    got = dask_group_neighbours(bd, P, P, W, groups, 4, exclude=excl, client=client,
-                                block_rows=25, progress=progress)
+    got = dask_group_neighbours(
+        bd,
+        P,
+        P,
+        W,
+        groups,
+        4,
+        exclude=excl,
+        client=client,
+        block_rows=25,
+        progress=progress,
+    )
     _assert_same(got, ref)
     assert state["victim"] is not None and state["rows_after"] > 0
     assert state["victim"] not in client.run(os.getpid).values()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import logging
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 from sklearn.base import BaseEstimator
@@ -12,7 +13,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from mtlm._distances import BaseDistances
-from mtlm._neighbourhoods import LabelGroups, pool_scores
+from mtlm._neighbourhoods import LabelGroups, group_neighbours, pool_scores
 from mtlm._validation import (
     check_choice,
     check_feature_blocks,
@@ -62,6 +63,7 @@ def _run_learner(est, n_threads):
 
 
 _VOTES = ("normalized", "raw")
+_BACKENDS = ("local", "dask")
 
 
 class MTLMAnnotator(BaseEstimator):
@@ -164,6 +166,16 @@ class MTLMAnnotator(BaseEstimator):
         ``threadpoolctl.threadpool_limits``), -1 uses every CPU.
     random_state : int, RandomState or None, default=None
         Seed of the sample used to choose ``tau``.
+    backend : {"local", "dask"}, default="local"
+        Where the O(n^2) steps (neighbourhood selection, pool and vote) run:
+        in this process, streamed over query blocks, or sharded over a
+        dask.distributed cluster (``pip install 'mtlm[dask]'``). Both give
+        bit-identical results.
+    dask_client : str, distributed.Client or None, default=None
+        With ``backend="dask"``: a scheduler address, a client, or None for the
+        current client (:func:`distributed.get_client`). Prefer an address or
+        None: :func:`sklearn.base.clone` cannot deep-copy a client. Each task
+        runs the kernels with one thread; give the workers one thread per core.
 
     Attributes
     ----------
@@ -224,6 +236,8 @@ class MTLMAnnotator(BaseEstimator):
         full_check_every=10,
         n_jobs=None,
         random_state=None,
+        backend="local",
+        dask_client=None,
     ):
         self.method = method
         self.n_labels = n_labels
@@ -253,6 +267,8 @@ class MTLMAnnotator(BaseEstimator):
         self.full_check_every = full_check_every
         self.n_jobs = n_jobs
         self.random_state = random_state
+        self.backend = backend
+        self.dask_client = dask_client
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -268,6 +284,7 @@ class MTLMAnnotator(BaseEstimator):
         check_int(self.k, "k", low=1)
         check_int(self.n_tune, "n_tune", low=1)
         check_choice(self.vote, "vote", _VOTES)
+        check_choice(self.backend, "backend", _BACKENDS)
         check_choice(self.vote_scale, "vote_scale", ("label", "none"))
         check_float(self.gamma_shared, "gamma_shared", low=0.0)
         check_float(self.gamma_label, "gamma_label", low=0.0)
@@ -406,8 +423,26 @@ class MTLMAnnotator(BaseEstimator):
             f1[best],
         )
 
+    def _neighbourhood_functions(self, n_threads):
+        """``(group_neighbours, pool_scores, n_threads)`` of the chosen backend.
+
+        Both functions have the signatures of :mod:`mtlm._neighbourhoods`;
+        learners call the first one for their training neighbourhoods.
+        """
+        if self.backend == "local":
+            return group_neighbours, pool_scores, n_threads
+        from mtlm._dask import dask_group_neighbours, dask_pool_scores, resolve_client
+
+        client = resolve_client(self.dask_client)
+        return (
+            partial(dask_group_neighbours, client=client),
+            partial(dask_pool_scores, client=client),
+            1,
+        )
+
     def _scores(self, Pq, taus, n_threads, exclude=None):
         W = self._metric_weights()
+        _, pool_scores, n_threads = self._neighbourhood_functions(n_threads)
         W_vote = W
         if self.vote_scale == "label" and W.shape[0] > 1:
             # Same effective temperature for every label: D_m / tau with

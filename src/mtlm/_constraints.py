@@ -118,6 +118,7 @@ def build_constraints(
     image_level=False,
     min_label_count=2,
     n_threads=1,
+    neighbours=group_neighbours,
 ):
     """Build the LDML constraints of a training set.
 
@@ -145,6 +146,9 @@ def build_constraints(
     min_label_count : int
         Smallest label group that is a task (``"label"``).
     n_threads : int
+    neighbours : callable
+        ``group_neighbours`` of :mod:`mtlm._neighbourhoods` or a drop-in with
+        its signature (the Dask backend's), used by ``"2pknn"``.
 
     Returns
     -------
@@ -153,7 +157,7 @@ def build_constraints(
     Y = np.asarray(Y, dtype=bool)
     if scheme == "2pknn":
         q, p, s, owner_ptr = _image_pairs_2pknn(
-            bd, train_blocks, Y, k, overlap, max_dissimilar, n_threads
+            bd, train_blocks, Y, k, overlap, max_dissimilar, n_threads, neighbours
         )
         usable = Y.sum(axis=0) > k
     else:
@@ -237,7 +241,16 @@ def _expand(owner_ptr, owners):
     return np.arange(total, dtype=np.int64) + offs
 
 
-def _image_pairs_2pknn(bd, train_blocks, Y, k, overlap, max_dissimilar, n_threads):
+def _image_pairs_2pknn(
+    bd,
+    train_blocks,
+    Y,
+    k,
+    overlap,
+    max_dissimilar,
+    n_threads,
+    neighbours=group_neighbours,
+):
     """Per-image similar and dissimilar lists of the precursor scheme.
 
     Returns q, p, sign (one entry per listed pair, grouped by q) and
@@ -252,7 +265,7 @@ def _image_pairs_2pknn(bd, train_blocks, Y, k, overlap, max_dissimilar, n_thread
         Yu = Y[:, usable]
         groups = LabelGroups.from_labels(Yu)
         w0 = np.full((1, F), 1.0 / F)
-        idx, dist = group_neighbours(
+        idx, dist = neighbours(
             bd,
             train_blocks,
             train_blocks,

@@ -323,6 +323,7 @@ def solve_ldml(
 def ldml_constraints(est, n_threads):
     """The constraints that ``est`` (a fit context) asks for."""
     t0 = time.perf_counter()
+    neighbours, _, n_threads = est._neighbourhood_functions(n_threads)
     cons = build_constraints(
         est.base_distances_,
         est._train_blocks,
@@ -335,6 +336,7 @@ def ldml_constraints(est, n_threads):
         max_dissimilar=est.max_dissimilar,
         image_level=est.method == "global-ldml",
         n_threads=n_threads,
+        neighbours=neighbours,
     )
     logger.info("constraints built in %.2f s", time.perf_counter() - t0)
     return cons

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -63,6 +64,7 @@ def _build_parser():
         "F1 against label frequency, and the learned weights per method",
     )
     ev.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    _add_scheduler(ev)
 
     fit = sub.add_parser(
         "fit", help="fit one method on a dataset's training split and save the model"
@@ -84,6 +86,7 @@ def _build_parser():
         help="threads (default: OpenMP's; -1 = all cores)",
     )
     fit.add_argument("--seed", type=int, default=0, help="random_state (0)")
+    _add_scheduler(fit)
 
     ann = sub.add_parser("annotate", help="annotate images with a saved model")
     ann.add_argument("--model", required=True, metavar="MODEL.npz")
@@ -107,7 +110,40 @@ def _build_parser():
         default=None,
         help="threads (default: OpenMP's; -1 = all cores)",
     )
+    _add_scheduler(ann)
     return parser
+
+
+def _add_scheduler(sub):
+    sub.add_argument(
+        "--scheduler",
+        metavar="ADDRESS|local",
+        help="run the O(n^2) steps on Dask (needs the 'dask' extra): a scheduler "
+        "address such as tcp://10.0.0.5:8786, or 'local' for worker processes on "
+        "this machine (default: no Dask)",
+    )
+    sub.add_argument(
+        "--n-workers",
+        type=int,
+        default=None,
+        help="with --scheduler local: worker processes (default: Dask's)",
+    )
+
+
+@contextlib.contextmanager
+def _dask_backend(args):
+    """Estimator parameters of the backend; with --scheduler, a Dask client is open."""
+    if args.scheduler is None:
+        yield {}
+        return
+    from mtlm._dask import _import_distributed, dask_client
+
+    _import_distributed()  # raises the ImportError naming the extra
+    if not args.debug:  # after the import, which sets its own levels
+        logging.getLogger("distributed").setLevel(logging.ERROR)
+    with dask_client(args.scheduler, n_workers=args.n_workers):
+        # None: the current client (this one), so that clone() still works.
+        yield {"backend": "dask", "dask_client": None}
 
 
 def _load_data(name):
@@ -137,7 +173,10 @@ def _fit(args):
         random_state=args.seed,
     )
     t0 = time.perf_counter()
-    est.fit(data.X_train, data.Y_train)
+    with _dask_backend(args) as backend:
+        est.set_params(**backend)
+        est.fit(data.X_train, data.Y_train)
+    est.set_params(backend="local", dask_client=None)  # saved without the client
     info = {"dataset": data.name, "fit_s": time.perf_counter() - t0}
     try:
         est.save(args.out, label_names=data.label_names, info=info)
@@ -190,7 +229,9 @@ def _annotate(args):
         est.set_params(n_jobs=args.n_jobs)
     X, ids = _read_features(args.features, est)
     try:
-        scores = est.decision_function(X)
+        with _dask_backend(args) as backend:
+            est.set_params(**backend)
+            scores = est.decision_function(X)
     except ValueError as exc:
         raise DataError(f"--features {args.features}: {exc}") from exc
     names = est.label_names_ or [str(m) for m in range(scores.shape[1])]
@@ -236,37 +277,40 @@ def _evaluate(args):
 
     rows, per_label_f1, fitted = [], {}, {}
     bar = _progress(len(methods), args.quiet)
-    for method in methods:
-        bar.set_description(method)
-        est = MTLMAnnotator(
-            method,
-            n_labels=args.n_labels,
-            metrics=data.metrics,
-            n_jobs=args.n_jobs,
-            random_state=args.seed,
-        )
-        t0 = time.perf_counter()
-        est.fit(data.X_train, data.Y_train)
-        t1 = time.perf_counter()
-        scores = est.decision_function(data.X_test)
-        t2 = time.perf_counter()
-        Y_pred = top_k_annotation(scores, args.n_labels)
-        res = annotation_scores(data.Y_test, Y_pred, scores)
-        per_label_f1[method] = _per_label_f1(data.Y_test, Y_pred)
-        fitted[method] = est
-        rows.append(
-            {
-                "method": method,
-                "P": res["P"],
-                "R": res["R"],
-                "F1": res["F1"],
-                "N+": int(res["N+"]),
-                "MAP": res.get("MAP", float("nan")),
-                "fit_s": t1 - t0,
-                "predict_s": t2 - t1,
-            }
-        )
-        bar.update(1)
+    with _dask_backend(args) as backend:
+        for method in methods:
+            bar.set_description(method)
+            est = MTLMAnnotator(
+                method,
+                n_labels=args.n_labels,
+                metrics=data.metrics,
+                n_jobs=args.n_jobs,
+                random_state=args.seed,
+                **backend,
+            )
+            t0 = time.perf_counter()
+            est.fit(data.X_train, data.Y_train)
+            t1 = time.perf_counter()
+            scores = est.decision_function(data.X_test)
+            t2 = time.perf_counter()
+            Y_pred = top_k_annotation(scores, args.n_labels)
+            res = annotation_scores(data.Y_test, Y_pred, scores)
+            per_label_f1[method] = _per_label_f1(data.Y_test, Y_pred)
+            est.set_params(backend="local", dask_client=None)  # client closes below
+            fitted[method] = est
+            rows.append(
+                {
+                    "method": method,
+                    "P": res["P"],
+                    "R": res["R"],
+                    "F1": res["F1"],
+                    "N+": int(res["N+"]),
+                    "MAP": res.get("MAP", float("nan")),
+                    "fit_s": t1 - t0,
+                    "predict_s": t2 - t1,
+                }
+            )
+            bar.update(1)
     bar.close()
     print(_table(rows, data))
     if args.plot:
@@ -367,7 +411,7 @@ def main(argv=None):
             raise
         print(f"mtlm: {exc}", file=sys.stderr)
         return 1
-    except (ValueError, MemoryError, ImportError) as exc:
+    except (ValueError, MemoryError, ImportError, ConnectionError) as exc:
         if args.debug:
             raise
         print(f"mtlm: error: {exc}", file=sys.stderr)
