@@ -1,0 +1,116 @@
+"""The mtlm command: evaluate, fit, annotate, exit codes and plots."""
+
+import json
+
+import numpy as np
+import pytest
+
+import mtlm
+from mtlm.cli import main
+
+
+@pytest.fixture(scope="module")
+def user_npz(tmp_path_factory):
+    """A user's own features: a slice of the embedded Corel5K, laid out as in README."""
+    data = mtlm.load_dataset("corel5k")
+    path = tmp_path_factory.mktemp("data") / "mine.npz"
+    names = data.feature_names[:3]
+    arrays = {
+        "feature_names": np.array(names),
+        "label_names": np.array(data.label_names),
+    }
+    for f in names:
+        arrays[f"X_train_{f}"] = data.X_train[f][:600]
+        arrays[f"X_test_{f}"] = data.X_test[f][:60]
+    arrays["Y_train"] = data.Y_train[:600]
+    arrays["Y_test"] = data.Y_test[:60]
+    np.savez_compressed(path, **arrays)
+    return path, names
+
+
+def test_evaluate_prints_a_row_and_writes_json(user_npz, tmp_path, capsys):
+    path, _ = user_npz
+    out = tmp_path / "rows.json"
+    assert (
+        main(["evaluate", "--dataset", str(path), "--json", str(out), "--quiet"]) == 0
+    )
+    text = capsys.readouterr().out
+    assert "jec" in text and "600 train / 60 test images" in text
+    rows = json.loads(out.read_text())
+    assert [r["method"] for r in rows] == ["jec"]
+    assert set(rows[0]) == {"method", "P", "R", "F1", "N+", "MAP", "fit_s", "predict_s"}
+    assert 0 < rows[0]["F1"] <= 1 and rows[0]["N+"] > 0
+
+
+def test_fit_save_annotate_round_trip(user_npz, tmp_path, capsys):
+    path, names = user_npz
+    model = tmp_path / "model.npz"
+    assert main(["fit", "--dataset", str(path), "--out", str(model)]) == 0
+    data = mtlm.load_dataset(str(path))
+    feats = tmp_path / "new.npz"
+    np.savez(
+        feats,
+        image_ids=np.array(["a", "b", "c"]),
+        **{f: data.X_test[f][:3] for f in names},
+    )
+    capsys.readouterr()
+    assert (
+        main(
+            [
+                "annotate",
+                "--model",
+                str(model),
+                "--features",
+                str(feats),
+                "--top",
+                "3",
+                "--json",
+            ]
+        )
+        == 0
+    )
+    result = json.loads(capsys.readouterr().out)
+    assert [r["image"] for r in result] == ["a", "b", "c"]
+    # the CLI prints what the library predicts with the saved model
+    est = mtlm.load_model(model)
+    scores = est.decision_function({f: data.X_test[f][:3] for f in names})
+    for i, r in enumerate(result):
+        top = np.argsort(-scores[i], kind="stable")[:3]
+        assert [x["label"] for x in r["labels"]] == [data.label_names[m] for m in top]
+        assert [x["score"] for x in r["labels"]] == pytest.approx(scores[i, top])
+    assert main(["annotate", "--model", str(model), "--features", str(feats)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 3 and lines[0].startswith("a\t")
+
+
+def test_exit_codes(user_npz, tmp_path, capsys):
+    path, _ = user_npz
+    with pytest.raises(SystemExit) as exc:
+        main(["evaluate", "--methods", "nope", "--dataset", str(path)])
+    assert exc.value.code == 2
+    with pytest.raises(SystemExit) as exc:
+        main(["evaluate", "--n-labels"])
+    assert exc.value.code == 2
+    capsys.readouterr()
+    assert main(["evaluate", "--dataset", str(tmp_path / "absent.npz")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("mtlm: --dataset") and "\n" not in err  # one line
+    bad = tmp_path / "bad.npz"
+    bad.write_text("not a model")
+    feats = tmp_path / "f.npz"
+    np.savez(feats, x=np.ones((2, 2)))
+    assert main(["annotate", "--model", str(bad), "--features", str(feats)]) == 1
+    assert "not a readable mtlm model" in capsys.readouterr().err
+
+
+def test_plots_are_written(user_npz, tmp_path):
+    pytest.importorskip("matplotlib")
+    path, _ = user_npz
+    folder = tmp_path / "figs"
+    assert (
+        main(["evaluate", "--dataset", str(path), "--plot", str(folder), "--quiet"])
+        == 0
+    )
+    for name in ["f1_vs_frequency.png", "weights_jec.png"]:
+        png = (folder / name).read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
