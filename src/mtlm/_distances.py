@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 
 import numpy as np
 
@@ -98,9 +99,19 @@ class BaseDistances:
     def _fit_blocks(self, blocks, names, diagonal, n_jobs=None):
         check_choice(self.normalize, "normalize", _NORMALIZE)
         n_pairs = check_int(self.n_pairs, "n_pairs", low=1)
+        check_int(self.random_state, "random_state", low=0, allow_none=True)
         self.feature_names_ = list(names)
         self.diagonal_ = bool(diagonal)
         self.dims_ = [b.shape[1] for b in blocks]
+        for b, f in zip(blocks, names):
+            _check_magnitude(b, "X" if diagonal else f"X[{f!r}]", diagonal)
+        if blocks[0].shape[0] > 1 and all((b == b[:1]).all() for b in blocks):
+            warnings.warn(
+                "all training images have identical features: every base distance "
+                "is 0, so nothing can be learned and every neighbour ties.",
+                UserWarning,
+                stacklevel=3,
+            )
         if diagonal:
             self.metrics_ = ["sqdiff"]
             self.n_base_ = self.dims_[0]
@@ -182,6 +193,9 @@ class BaseDistances:
         blocks, _, _ = check_feature_blocks(
             X, name, feature_names=self.feature_names_, dims=self.dims_
         )
+        for b, f in zip(blocks, self.feature_names_):
+            _check_magnitude(b, name if self.diagonal_ else f"{name}[{f!r}]",
+                             self.diagonal_)
         if self.diagonal_:
             return blocks
         out = []
@@ -269,6 +283,22 @@ def _check_histogram(block, name, metric):
         raise ValueError(
             f"{name} has negative values, but the {metric!r} base distance needs "
             "non-negative histograms; use 'l1' or 'l2' for signed features."
+        )
+
+
+# Largest |feature| for which every base distance stays finite: squared
+# differences are stored as float32 in diagonal mode (max 3.4e38), and
+# accumulated in float64 (max 1.8e308) over up to ~1e7 columns otherwise.
+_MAX_ABS = {True: 1e18, False: 1e150}
+
+
+def _check_magnitude(block, name, diagonal):
+    limit = _MAX_ABS[bool(diagonal)]
+    big = float(np.abs(block).max())
+    if big > limit:
+        raise ValueError(
+            f"{name} has values up to {big:.3g} in magnitude; the base distances "
+            f"would overflow (the limit is {limit:.0e}): rescale the features."
         )
 
 
