@@ -539,3 +539,16 @@ def test_ctrl_c_during_save_leaves_no_file(tmp_path):
     rc, out, err, waited = _run_and_interrupt(_LONG_SAVE, 0.3, tmp_path)
     assert rc != 0 and "KeyboardInterrupt" in err and waited < 2.0
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("method", LEARNED)
+def test_learned_method_with_no_task_at_all(method):
+    # two images, one label each: no label has k_pos + 1 images, no triplet
+    X = np.array([[0.0, 1.0], [1.0, 0.0]])
+    Y = np.array([[1, 0], [0, 1]], np.uint8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        est = _fast(method, tau=1.0).fit(X, Y)
+    assert np.all(np.isfinite(est.weights_shared_))
+    assert np.all(np.isfinite(est.weights_label_))
+    assert est.predict(X).sum() == 2 * min(est.n_labels, 2)

@@ -481,7 +481,8 @@ def fit_lmnn(
     # the part of G that the projection removes (its mean on a sum-1
     # simplex, positive entries at w = 0) would otherwise make eta0 tiny.
     gmax = max(
-        np.abs(Gs).max() if learn_s else 0.0, np.abs(Gl).max() if learn_l else 0.0
+        np.abs(Gs).max() if learn_s else 0.0,
+        np.abs(Gl).max(initial=0.0) if learn_l else 0.0,
     )
     if gmax > 0:
         t = 1e-6 / gmax
