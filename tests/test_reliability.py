@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 import tracemalloc
 import warnings
@@ -53,7 +52,7 @@ def fitted(rng):
     return MTLMAnnotator(k=2, tau=0.5).fit(X, Y), X, Xt, Y
 
 
-# -- 1. validation through the public entry points ------------------------------------
+# -- 1. validation through the public entry points -------------------------------------
 def _nan(a):
     a = a.copy()
     a[0, 0] = np.nan
@@ -214,7 +213,7 @@ def test_base_distances_entry_points(rng):
         BaseDistances(metrics=["l1"]).fit(X)
 
 
-# -- 2. edge cases with right answers ---------------------------------------------------
+# -- 2. edge cases with right answers --------------------------------------------------
 # 1-D diagonal mode: D(q, p) = (x_q - x_p)^2 exactly, so every answer is by hand.
 #   image:   0    1    2    3    4
 #   x:       0    1    2    3   10
@@ -400,7 +399,7 @@ def test_float32_and_float64_same_annotations_on_corel5k(corel_jec):
                        mtlm.metrics.top_k_annotation(s64, 5))
 
 
-# -- 3. determinism ---------------------------------------------------------------------
+# -- 3. determinism --------------------------------------------------------------------
 @pytest.mark.parametrize("method", METHODS)
 def test_bit_identical_for_thread_counts_and_runs(method):
     rng = np.random.default_rng(0)  # one seed: slow per case
@@ -422,7 +421,7 @@ def test_bit_identical_for_thread_counts_and_runs(method):
         assert_array_equal(est.decision_function(Xt), ref.decision_function(Xt))
 
 
-# -- 4. convergence reporting -----------------------------------------------------------
+# -- 4. convergence reporting ----------------------------------------------------------
 @pytest.mark.parametrize("method", LEARNED)
 def test_max_iter_warns_and_keeps_trace(method):
     rng = np.random.default_rng(0)  # one seed: slow per case
@@ -441,7 +440,7 @@ def test_max_iter_warns_and_keeps_trace(method):
         _fast(method, max_iter=1, tol=0.0, random_state=0).fit(X, Y)
 
 
-# -- 7. memory guard ----------------------------------------------------------------------
+# -- 7. memory guard -------------------------------------------------------------------
 def test_huge_pairwise_raises_before_allocating():
     X = {"a": np.arange(1_000_000, dtype=np.float32)[:, None]}
     bd = BaseDistances(normalize="none").fit({"a": X["a"][:2]})
@@ -473,7 +472,7 @@ def test_small_available_memory_guards_every_stage(rng, monkeypatch):
     est.predict(Xt)  # unknown available memory: no guard
 
 
-# -- 8. interrupts ------------------------------------------------------------------------
+# -- 8. interrupts ---------------------------------------------------------------------
 _LONG_FIT = """
 import sys, warnings, numpy as np
 from mtlm import MTLMAnnotator
