@@ -35,14 +35,14 @@ cdef extern from "_pairwise_kernels.h" nogil:
     void mtlm_rect_f64(const double* X, const double* Z, intp_t d, intp_t i0,
                        intp_t i1, intp_t j0, intp_t j1, int metric, double scale,
                        float* out, intp_t ldo, intp_t ldf, double* buf)
-    void paired_f32_scalar(const float* X, const float* Z, const intp_t* qidx,
-                           const intp_t* pidx, intp_t r0, intp_t r1, intp_t d,
-                           int metric, double scale, float* out, intp_t ldo,
-                           double* vals)
-    void paired_f64_scalar(const double* X, const double* Z, const intp_t* qidx,
-                           const intp_t* pidx, intp_t r0, intp_t r1, intp_t d,
-                           int metric, double scale, float* out, intp_t ldo,
-                           double* vals)
+    void mtlm_paired_f32(const float* X, const float* Z, const intp_t* qidx,
+                         const intp_t* pidx, intp_t r0, intp_t r1, intp_t d,
+                         int metric, double scale, float* out, intp_t ldo,
+                         double* vals)
+    void mtlm_paired_f64(const double* X, const double* Z, const intp_t* qidx,
+                         const intp_t* pidx, intp_t r0, intp_t r1, intp_t d,
+                         int metric, double scale, float* out, intp_t ldo,
+                         double* vals)
 
 
 # Metric codes shared with mtlm._distances (keep in sync).
@@ -145,10 +145,10 @@ def paired_into(const floating[:, ::1] X, const floating[:, ::1] Z,
         r0 = b * PAIR_BLOCK
         r1 = min(r0 + PAIR_BLOCK, n)
         if floating is float:
-            paired_f32_scalar(&X[0, 0], &Z[0, 0], &qidx[0], &pidx[0], r0, r1, d,
+            mtlm_paired_f32(&X[0, 0], &Z[0, 0], &qidx[0], &pidx[0], r0, r1, d,
                               metric, scale, &out[0, f], out.shape[1], NULL)
         else:
-            paired_f64_scalar(&X[0, 0], &Z[0, 0], &qidx[0], &pidx[0], r0, r1, d,
+            mtlm_paired_f64(&X[0, 0], &Z[0, 0], &qidx[0], &pidx[0], r0, r1, d,
                               metric, scale, &out[0, f], out.shape[1], NULL)
 
 
@@ -167,10 +167,10 @@ def paired_mean(const floating[:, ::1] X, const intp_t[::1] qidx,
             r0 = b * PAIR_BLOCK
             r1 = min(r0 + PAIR_BLOCK, n)
             if floating is float:
-                paired_f32_scalar(&X[0, 0], &X[0, 0], &qidx[0], &pidx[0], r0, r1,
+                mtlm_paired_f32(&X[0, 0], &X[0, 0], &qidx[0], &pidx[0], r0, r1,
                                   d, metric, 1.0, NULL, 0, &vals[0])
             else:
-                paired_f64_scalar(&X[0, 0], &X[0, 0], &qidx[0], &pidx[0], r0, r1,
+                mtlm_paired_f64(&X[0, 0], &X[0, 0], &qidx[0], &pidx[0], r0, r1,
                                   d, metric, 1.0, NULL, 0, &vals[0])
         # Serial sum: the same value for any thread count.
         for r in range(n):

@@ -36,6 +36,7 @@ enum { MTLM_L1 = 0, MTLM_CHI2 = 1, MTLM_SQEUCLIDEAN = 2, MTLM_L2 = 3 };
 #define MTLM_CHUNK 64 /* dims summed in the input precision before float64 */
 #define MTLM_MR 4     /* query rows per micro-kernel call */
 #define MTLM_NV 2     /* vectors of reference rows per micro-kernel call */
+#define MTLM_G 8      /* listed pairs summed side by side (scalar reference) */
 #define MTLM_TILE_BYTES (192 * 1024)
 #define MTLM_PANEL_MAX 16 /* widest panel (AVX2 float32: 2 x 8 lanes) */
 
@@ -162,9 +163,18 @@ typedef void (*mtlm_rect_f64_t)(const double *, const double *, mtlm_intp, mtlm_
                                 mtlm_intp, mtlm_intp, mtlm_intp, int, double, float *,
                                 mtlm_intp, mtlm_intp, double *);
 
+typedef void (*mtlm_paired_f32_t)(const float *, const float *, const mtlm_intp *,
+                                  const mtlm_intp *, mtlm_intp, mtlm_intp, mtlm_intp, int,
+                                  double, float *, mtlm_intp, double *);
+typedef void (*mtlm_paired_f64_t)(const double *, const double *, const mtlm_intp *,
+                                  const mtlm_intp *, mtlm_intp, mtlm_intp, mtlm_intp, int,
+                                  double, float *, mtlm_intp, double *);
+
 enum { MTLM_SIMD_SCALAR = 0, MTLM_SIMD_BASE = 1, MTLM_SIMD_AVX2 = 2 };
 static mtlm_rect_f32_t mtlm_rect_f32 = rect_f32_scalar;
 static mtlm_rect_f64_t mtlm_rect_f64 = rect_f64_scalar;
+static mtlm_paired_f32_t mtlm_paired_f32 = paired_f32_scalar;
+static mtlm_paired_f64_t mtlm_paired_f64 = paired_f64_scalar;
 static int mtlm_simd = MTLM_SIMD_SCALAR;
 
 /* Best level this build and this CPU support. */
@@ -187,16 +197,22 @@ static int mtlm_simd_set(int level)
     level = level > 0 ? level : 0;
     mtlm_rect_f32 = rect_f32_scalar;
     mtlm_rect_f64 = rect_f64_scalar;
+    mtlm_paired_f32 = paired_f32_scalar;
+    mtlm_paired_f64 = paired_f64_scalar;
 #if MTLM_HAVE_VEC
     if (level >= MTLM_SIMD_BASE) {
         mtlm_rect_f32 = rect_f32_base;
         mtlm_rect_f64 = rect_f64_base;
+        mtlm_paired_f32 = paired_f32_base;
+        mtlm_paired_f64 = paired_f64_base;
     }
 #endif
 #if MTLM_HAVE_AVX2
     if (level >= MTLM_SIMD_AVX2) {
         mtlm_rect_f32 = rect_f32_avx2;
         mtlm_rect_f64 = rect_f64_avx2;
+        mtlm_paired_f32 = paired_f32_avx2;
+        mtlm_paired_f64 = paired_f64_avx2;
     }
 #endif
     mtlm_simd = level;

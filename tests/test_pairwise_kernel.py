@@ -144,11 +144,14 @@ def test_bit_identical_across_threads_levels_and_paths(shape, metric, dtype):
                 assert_array_equal(out, first, err_msg=f"{level}, {n_threads} threads")
     # Listed pairs give the same bits as the full matrix.
     qidx, pidx = np.divmod(np.arange(nq * nz, dtype=np.intp), nz)
-    for n_threads in (1, 2):
-        got = np.full((nq * nz, 2), -7.0, dtype=np.float32)
-        _pairwise.paired_into(X, Z, qidx, pidx, got, 1, METRICS[metric], 1.7, n_threads)
-        assert_array_equal(got[:, 1], first[:, :, 0].ravel())
-        assert (got[:, 0] == -7.0).all()
+    for level in LEVELS:
+        with simd(level):
+            for n_threads in (1, 2):
+                got = np.full((nq * nz, 2), -7.0, dtype=np.float32)
+                _pairwise.paired_into(X, Z, qidx, pidx, got, 1, METRICS[metric], 1.7,
+                                      n_threads)
+                assert_array_equal(got[:, 1], first[:, :, 0].ravel(), err_msg=level)
+                assert (got[:, 0] == -7.0).all()
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -205,22 +208,25 @@ def test_empty_inputs(dtype):
         assert (got[:, :, 1] == 0).all() and (got[:, :, 0] == -7.0).all()
 
 
+@pytest.mark.parametrize("level", LEVELS)
 @pytest.mark.parametrize("n_threads", [1, 2])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("metric", list(METRICS))
-def test_paired_into_and_mean(metric, dtype, n_threads):
+def test_paired_into_and_mean(metric, dtype, n_threads, level):
     rng = np.random.default_rng(8)
     X = make(rng, 40, 130, dtype, metric)
-    qidx = rng.integers(0, 40, 1001).astype(np.intp)    # not a multiple of 4 / 256
+    qidx = rng.integers(0, 40, 1001).astype(np.intp)   # not a multiple of 8 or 256
     pidx = rng.integers(0, 40, 1001).astype(np.intp)
     ref = reference(X, X, metric)[qidx, pidx]
     out = np.full((1001, 3), -7.0, dtype=np.float32)
-    _pairwise.paired_into(X, X, qidx, pidx, out, 2, METRICS[metric], 0.5, n_threads)
+    with simd(level):
+        _pairwise.paired_into(X, X, qidx, pidx, out, 2, METRICS[metric], 0.5, n_threads)
+        mean = _pairwise.paired_mean(X, qidx, pidx, METRICS[metric], n_threads)
+        mean1 = _pairwise.paired_mean(X, qidx, pidx, METRICS[metric], 1)
     assert_allclose(out[:, 2], 0.5 * ref, rtol=RTOL[dtype])
     assert (out[:, :2] == -7.0).all()
-    mean = _pairwise.paired_mean(X, qidx, pidx, METRICS[metric], n_threads)
     assert_allclose(mean, ref.mean(), rtol=1e-6 if dtype == np.float32 else 1e-12)
-    assert mean == _pairwise.paired_mean(X, qidx, pidx, METRICS[metric], 1)
+    assert mean == mean1
 
 
 def test_paired_empty():
