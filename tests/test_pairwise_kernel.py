@@ -105,8 +105,11 @@ def test_pairwise_matches_reference(shape, metric, dtype, n_threads):
 def test_pairwise_matches_scipy(dtype):
     rng = np.random.default_rng(3)
     X, Z = rng.random((20, 150)).astype(dtype), rng.random((37, 150)).astype(dtype)
-    for metric, name in [("l1", "cityblock"), ("sqeuclidean", "sqeuclidean"),
-                         ("l2", "euclidean")]:
+    for metric, name in [
+        ("l1", "cityblock"),
+        ("sqeuclidean", "sqeuclidean"),
+        ("l2", "euclidean"),
+    ]:
         ref = cdist(X.astype(np.float64), Z.astype(np.float64), name)
         assert_allclose(pairwise(X, Z, metric)[:, :, 0], ref, rtol=RTOL[dtype])
 
@@ -125,7 +128,8 @@ def test_every_simd_level_matches_reference(level, metric, dtype):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("metric", list(METRICS))
 @pytest.mark.parametrize(
-    "shape", [(3, 5, 7), (45, 37, 129), (130, 1100, 48), (37, 45, 1000)],
+    "shape",
+    [(3, 5, 7), (45, 37, 129), (130, 1100, 48), (37, 45, 1000)],
     ids=lambda s: "x".join(map(str, s)),
 )
 def test_bit_identical_across_threads_levels_and_paths(shape, metric, dtype):
@@ -148,8 +152,9 @@ def test_bit_identical_across_threads_levels_and_paths(shape, metric, dtype):
         with simd(level):
             for n_threads in (1, 2):
                 got = np.full((nq * nz, 2), -7.0, dtype=np.float32)
-                _pairwise.paired_into(X, Z, qidx, pidx, got, 1, METRICS[metric], 1.7,
-                                      n_threads)
+                _pairwise.paired_into(
+                    X, Z, qidx, pidx, got, 1, METRICS[metric], 1.7, n_threads
+                )
                 assert_array_equal(got[:, 1], first[:, :, 0].ravel(), err_msg=level)
                 assert (got[:, 0] == -7.0).all()
 
@@ -172,17 +177,17 @@ def test_chi2_zero_rows_and_zero_bins(dtype):
     rng = np.random.default_rng(4)
     X = rng.random((9, 70)).astype(dtype)
     Z = rng.random((11, 70)).astype(dtype)
-    X[[0, 5]] = 0                     # zero histograms
+    X[[0, 5]] = 0  # zero histograms
     Z[[3, 10]] = 0
-    X[:, :20] = 0                     # bins empty on both sides: 0/0 terms
+    X[:, :20] = 0  # bins empty on both sides: 0/0 terms
     Z[:, :20] = 0
-    X[1, 20:40] = 0                   # one side only: t^2/s = s
+    X[1, 20:40] = 0  # one side only: t^2/s = s
     for level in LEVELS:
         with simd(level):
             out = pairwise(X, Z, "chi2", n_threads=2)[:, :, 0]
         assert np.isfinite(out).all()
         assert_allclose(out, reference(X, Z, "chi2"), rtol=RTOL[dtype])
-        assert out[0, 3] == 0 and out[5, 10] == 0        # 0 vs 0 is exactly 0
+        assert out[0, 3] == 0 and out[5, 10] == 0  # 0 vs 0 is exactly 0
         # 0 vs z is sum(z) (each term z^2 / z), up to rounding.
         assert_allclose(out[0, 1], Z[1].astype(np.float64).sum(), rtol=RTOL[dtype])
 
@@ -215,7 +220,7 @@ def test_empty_inputs(dtype):
 def test_paired_into_and_mean(metric, dtype, n_threads, level):
     rng = np.random.default_rng(8)
     X = make(rng, 40, 130, dtype, metric)
-    qidx = rng.integers(0, 40, 1001).astype(np.intp)   # not a multiple of 8 or 256
+    qidx = rng.integers(0, 40, 1001).astype(np.intp)  # not a multiple of 8 or 256
     pidx = rng.integers(0, 40, 1001).astype(np.intp)
     ref = reference(X, X, metric)[qidx, pidx]
     out = np.full((1001, 3), -7.0, dtype=np.float32)
@@ -248,7 +253,7 @@ def test_diagonal_into(dtype):
 
 
 def test_simd_level_switch():
-    assert _pairwise.simd_level() == LEVELS[-1]        # the best one by default
+    assert _pairwise.simd_level() == LEVELS[-1]  # the best one by default
     assert LEVELS[0] == "scalar"
     with pytest.raises(ValueError, match="not available"):
         _pairwise._set_simd_level("avx512")
