@@ -117,8 +117,7 @@ def test_pairwise_matches_scipy(dtype):
 @pytest.mark.parametrize("level", LEVELS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("metric", list(METRICS))
-def test_every_simd_level_matches_reference(level, metric, dtype):
-    rng = np.random.default_rng(11)
+def test_every_simd_level_matches_reference(level, metric, dtype, rng):
     X, Z = make(rng, 13, 77, dtype, metric), make(rng, 29, 77, dtype, metric)
     with simd(level):
         out = pairwise(X, Z, metric, n_threads=2)
@@ -132,11 +131,10 @@ def test_every_simd_level_matches_reference(level, metric, dtype):
     [(3, 5, 7), (45, 37, 129), (130, 1100, 48), (37, 45, 1000)],
     ids=lambda s: "x".join(map(str, s)),
 )
-def test_bit_identical_across_threads_levels_and_paths(shape, metric, dtype):
+def test_bit_identical_across_threads_levels_and_paths(shape, metric, dtype, rng):
     # (130, 1100, 48) splits Z into 2 tiles and the rows into 4 ranges;
     # (37, 45, 1000) has 2 or 3 tiles of 16 or 48 rows.
     nq, nz, d = shape
-    rng = np.random.default_rng(5)
     X, Z = make(rng, nq, d, dtype, metric), make(rng, nz, d, dtype, metric)
     first = None
     for level in LEVELS:
