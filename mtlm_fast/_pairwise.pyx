@@ -56,6 +56,20 @@ assert (L1, CHI2, SQEUCLIDEAN, L2) == (MTLM_L1, MTLM_CHI2, MTLM_SQEUCLIDEAN, MTL
 cdef enum:
     PAIR_BLOCK = 256
 
+# Pair-dims of work per thread below which another thread costs more than it
+# saves (~1 ms at AVX2 speed): on a busy machine a thread that starts late or
+# is preempted holds the whole call up at the end of the parallel region.
+cdef intp_t MIN_WORK_PER_THREAD = 1 << 24
+
+
+cdef inline int _threads_for(int n_threads, intp_t items, double work) noexcept:
+    """Threads to use: at most n_threads, one per item, MIN_WORK_PER_THREAD each."""
+    cdef double by_work = work / MIN_WORK_PER_THREAD
+    cdef intp_t n = min(<intp_t>max(n_threads, 1), items)
+    if by_work < n:
+        n = <intp_t>by_work
+    return <int>max(n, 1)
+
 _SIMD_NAMES = {MTLM_SIMD_SCALAR: "scalar", MTLM_SIMD_BASE: "base",
                MTLM_SIMD_AVX2: "avx2"}
 _SIMD_CODES = {name: code for code, name in _SIMD_NAMES.items()}
@@ -110,7 +124,7 @@ def pairwise_into(const floating[:, ::1] X, const floating[:, ::1] Z,
     rows = ((nq + nrow - 1) // nrow + MTLM_MR - 1) // MTLM_MR * MTLM_MR
     nrow = (nq + rows - 1) // rows
     nchunks = nrow * ncol
-    nthr = <int>min(max(n_threads, 1), nchunks)
+    nthr = _threads_for(n_threads, nchunks, <double>nq * nz * d)
     buf = np.empty((nthr, mtlm_buf_elems(d, sizeof(floating))),
                    dtype=np.float32 if floating is float else np.float64)
     o = &out[0, 0, f]
@@ -136,12 +150,14 @@ def paired_into(const floating[:, ::1] X, const floating[:, ::1] Z,
     """out[r, f] = scale * dist(X[qidx[r]], Z[pidx[r]]) (parallel over r)."""
     cdef intp_t n = qidx.shape[0], d = X.shape[1], b, r0, r1
     cdef intp_t nb = (n + PAIR_BLOCK - 1) // PAIR_BLOCK
+    cdef int nthr
     if n == 0:
         return
     if d == 0:
         out[:, f] = 0
         return
-    for b in prange(nb, nogil=True, schedule="static", num_threads=n_threads):
+    nthr = _threads_for(n_threads, nb, <double>n * d)
+    for b in prange(nb, nogil=True, schedule="static", num_threads=nthr):
         r0 = b * PAIR_BLOCK
         r1 = min(r0 + PAIR_BLOCK, n)
         if floating is float:
@@ -157,13 +173,15 @@ def paired_mean(const floating[:, ::1] X, const intp_t[::1] qidx,
     """Mean of dist(X[qidx[r]], X[pidx[r]]) over r, summed in a fixed order."""
     cdef intp_t n = qidx.shape[0], d = X.shape[1], b, r0, r1, r
     cdef intp_t nb = (n + PAIR_BLOCK - 1) // PAIR_BLOCK
+    cdef int nthr
     cdef double[::1] vals
     cdef double total = 0.0
     if n == 0 or d == 0:
         return 0.0
     vals = np.empty(n, dtype=np.float64)
+    nthr = _threads_for(n_threads, nb, <double>n * d)
     with nogil:
-        for b in prange(nb, schedule="static", num_threads=n_threads):
+        for b in prange(nb, schedule="static", num_threads=nthr):
             r0 = b * PAIR_BLOCK
             r1 = min(r0 + PAIR_BLOCK, n)
             if floating is float:

@@ -37,6 +37,7 @@ enum { MTLM_L1 = 0, MTLM_CHI2 = 1, MTLM_SQEUCLIDEAN = 2, MTLM_L2 = 3 };
 #define MTLM_MR 4     /* query rows per micro-kernel call */
 #define MTLM_NV 2     /* vectors of reference rows per micro-kernel call */
 #define MTLM_G 8      /* listed pairs summed side by side (scalar reference) */
+#define MTLM_PACK_MIN_ROWS 4 /* fewer query rows: no packing (see rect) */
 #define MTLM_TILE_BYTES (192 * 1024)
 #define MTLM_PANEL_MAX 16 /* widest panel (AVX2 float32: 2 x 8 lanes) */
 

@@ -220,112 +220,6 @@ static INLINE void FN(flush)(vD *da, vT a)
 #endif
 }
 
-/* MTLM_MR query rows x[r] against the P rows of one packed panel
- * (zp[k * P + l] = Z[j + l, k]) over all d dims.  Lane l of a[r][v] sums the
- * pair's terms over MTLM_CHUNK dims in T, then they are added to the float64
- * sums da.  res[r * P + l] receives the raw sum (before sqrt and scale). */
-static INLINE void FN(micro)(const T *const *x, const T *zp, mtlm_intp d, const int term,
-                             double *res)
-{
-    vD da[MTLM_MR][MTLM_NV * ND];
-    const vT one = FN(one)();
-    mtlm_intp k0, k, k1;
-    int r, v;
-
-    for (r = 0; r < MTLM_MR; r++)
-        for (v = 0; v < MTLM_NV * ND; v++)
-            da[r][v] = (vD){0};
-    for (k0 = 0; k0 < d; k0 = k1) {
-        vT a[MTLM_MR][MTLM_NV];
-        k1 = k0 + MTLM_CHUNK < d ? k0 + MTLM_CHUNK : d;
-        for (r = 0; r < MTLM_MR; r++)
-            for (v = 0; v < MTLM_NV; v++)
-                a[r][v] = (vT){0};
-        for (k = k0; k < k1; k++) {
-            vT z[MTLM_NV];
-            for (v = 0; v < MTLM_NV; v++)
-                memcpy(&z[v], zp + k * P + v * W, sizeof z[v]);
-            for (r = 0; r < MTLM_MR; r++) {
-                const T xs = x[r][k];
-                const vT xv = SPLAT(xs);
-                for (v = 0; v < MTLM_NV; v++)
-                    a[r][v] = FN(acc_add)(a[r][v], FN(term_of)(xv, z[v], term), one, term);
-            }
-        }
-        for (r = 0; r < MTLM_MR; r++)
-            for (v = 0; v < MTLM_NV; v++)
-                FN(flush)(&da[r][v * ND], a[r][v]);
-    }
-    for (r = 0; r < MTLM_MR; r++)
-        memcpy(res + r * P, da[r], sizeof da[r]);
-}
-
-/* Rows j0 <= j < j1 (at most P of them) of Z into one panel, zero-padded. */
-static TARGET void FN(pack)(const T *Z, mtlm_intp d, mtlm_intp j0, mtlm_intp j1, T *zp)
-{
-    const T *rows[P];
-    mtlm_intp k;
-    int l, n = (int)(j1 - j0);
-    for (l = 0; l < n; l++)
-        rows[l] = Z + (j0 + l) * d;
-    for (k = 0; k < d; k++) {
-        for (l = 0; l < n; l++)
-            zp[k * P + l] = rows[l][k];
-        for (; l < P; l++)
-            zp[k * P + l] = 0;
-    }
-}
-
-static INLINE void FN(rect_term)(const T *X, const T *Z, mtlm_intp d, mtlm_intp i0,
-                                 mtlm_intp i1, mtlm_intp j0, mtlm_intp j1, const int term,
-                                 int metric, double scale, float *out, mtlm_intp ldo,
-                                 mtlm_intp ldf, T *buf)
-{
-    double res[MTLM_MR * P];
-    const T *x[MTLM_MR];
-    mtlm_intp npan = (j1 - j0 + P - 1) / P, p, i, jp;
-    int r, l, nr, nl;
-
-    for (p = 0; p < npan; p++) {
-        jp = j0 + p * P;
-        FN(pack)(Z, d, jp, jp + P < j1 ? jp + P : j1, buf + p * P * d);
-    }
-    for (i = i0; i < i1; i += MTLM_MR) {
-        nr = i1 - i < MTLM_MR ? (int)(i1 - i) : MTLM_MR;
-        /* A short block repeats its last row; the copies are not stored. */
-        for (r = 0; r < MTLM_MR; r++)
-            x[r] = X + (i + (r < nr ? r : nr - 1)) * d;
-        for (p = 0; p < npan; p++) {
-            jp = j0 + p * P;
-            nl = j1 - jp < P ? (int)(j1 - jp) : P;
-            FN(micro)(x, buf + p * P * d, d, term, res);
-            for (r = 0; r < nr; r++) {
-                float *o = out + (i + r) * ldo + jp * ldf;
-                for (l = 0; l < nl; l++)
-                    o[l * ldf] = mtlm_finish(res[r * P + l], metric, scale);
-            }
-        }
-    }
-}
-
-/* out[i * ldo + j * ldf] = scale * dist(X[i], Z[j]) for i0 <= i < i1 and
- * j0 <= j < j1, with j1 - j0 <= mtlm_tile_rows(d, sizeof(T)); buf holds
- * mtlm_buf_elems(d, sizeof(T)) elements of T. */
-static TARGET void FN(rect)(const T *X, const T *Z, mtlm_intp d, mtlm_intp i0,
-                            mtlm_intp i1, mtlm_intp j0, mtlm_intp j1, int metric,
-                            double scale, float *out, mtlm_intp ldo, mtlm_intp ldf,
-                            T *buf)
-{
-    buf = (T *)(((uintptr_t)buf + 63) & ~(uintptr_t)63);
-    if (metric == MTLM_L1)
-        FN(rect_term)(X, Z, d, i0, i1, j0, j1, MTLM_L1, metric, scale, out, ldo, ldf, buf);
-    else if (metric == MTLM_CHI2)
-        FN(rect_term)(X, Z, d, i0, i1, j0, j1, MTLM_CHI2, metric, scale, out, ldo, ldf, buf);
-    else /* SQEUCLIDEAN, and L2 (its sqrt is taken by mtlm_finish) */
-        FN(rect_term)(X, Z, d, i0, i1, j0, j1, MTLM_SQEUCLIDEAN, metric, scale, out, ldo,
-                      ldf, buf);
-}
-
 /* Transpose the W x W block t[p][j] in place (t[j][p] afterwards). */
 static INLINE void FN(transpose)(vT *t)
 {
@@ -366,12 +260,113 @@ static INLINE void FN(transpose)(vT *t)
 #endif
 }
 
+/* MTLM_MR query rows x[r] against the P rows of one packed panel
+ * (zp[k * P + l] = Z[j + l, k]) over all d dims.  Lane l of a[r][v] sums the
+ * pair's terms over MTLM_CHUNK dims in T, then they are added to the float64
+ * sums da.  res[r * P + l] receives the raw sum (before sqrt and scale). */
+static INLINE void FN(micro)(const T *const *x, const T *zp, mtlm_intp d, const int term,
+                             double *res)
+{
+    vD da[MTLM_MR][MTLM_NV * ND];
+    const vT one = FN(one)();
+    mtlm_intp k0, k, k1;
+    int r, v;
+
+    for (r = 0; r < MTLM_MR; r++)
+        for (v = 0; v < MTLM_NV * ND; v++)
+            da[r][v] = (vD){0};
+    for (k0 = 0; k0 < d; k0 = k1) {
+        vT a[MTLM_MR][MTLM_NV];
+        k1 = k0 + MTLM_CHUNK < d ? k0 + MTLM_CHUNK : d;
+        for (r = 0; r < MTLM_MR; r++)
+            for (v = 0; v < MTLM_NV; v++)
+                a[r][v] = (vT){0};
+        for (k = k0; k < k1; k++) {
+            vT z[MTLM_NV];
+            for (v = 0; v < MTLM_NV; v++)
+                memcpy(&z[v], zp + k * P + v * W, sizeof z[v]);
+            for (r = 0; r < MTLM_MR; r++) {
+                const T xs = x[r][k];
+                const vT xv = SPLAT(xs);
+                for (v = 0; v < MTLM_NV; v++)
+                    a[r][v] = FN(acc_add)(a[r][v], FN(term_of)(xv, z[v], term), one, term);
+            }
+        }
+        for (r = 0; r < MTLM_MR; r++)
+            for (v = 0; v < MTLM_NV; v++)
+                FN(flush)(&da[r][v * ND], a[r][v]);
+    }
+    for (r = 0; r < MTLM_MR; r++)
+        memcpy(res + r * P, da[r], sizeof da[r]);
+}
+
+/* Rows j0 <= j < j1 (at most P of them) of Z into one panel, zero-padded.  A
+ * full panel is transposed W x W blocks at a time in registers. */
+static TARGET void FN(pack)(const T *Z, mtlm_intp d, mtlm_intp j0, mtlm_intp j1, T *zp)
+{
+    const T *rows[P];
+    mtlm_intp k = 0;
+    int l, v, i, n = (int)(j1 - j0);
+    for (l = 0; l < n; l++)
+        rows[l] = Z + (j0 + l) * d;
+    if (n == P) {
+        for (; k + W <= d; k += W)
+            for (v = 0; v < MTLM_NV; v++) {
+                vT t[W];
+                for (i = 0; i < W; i++)
+                    memcpy(&t[i], rows[v * W + i] + k, sizeof t[i]);
+                FN(transpose)(t);
+                for (i = 0; i < W; i++)
+                    memcpy(zp + (k + i) * P + v * W, &t[i], sizeof t[i]);
+            }
+    }
+    for (; k < d; k++) {
+        for (l = 0; l < n; l++)
+            zp[k * P + l] = rows[l][k];
+        for (; l < P; l++)
+            zp[k * P + l] = 0;
+    }
+}
+
+static INLINE void FN(rect_term)(const T *X, const T *Z, mtlm_intp d, mtlm_intp i0,
+                                 mtlm_intp i1, mtlm_intp j0, mtlm_intp j1, const int term,
+                                 int metric, double scale, float *out, mtlm_intp ldo,
+                                 mtlm_intp ldf, T *buf)
+{
+    double res[MTLM_MR * P];
+    const T *x[MTLM_MR];
+    mtlm_intp npan = (j1 - j0 + P - 1) / P, p, i, jp;
+    int r, l, nr, nl;
+
+    for (p = 0; p < npan; p++) {
+        jp = j0 + p * P;
+        FN(pack)(Z, d, jp, jp + P < j1 ? jp + P : j1, buf + p * P * d);
+    }
+    for (i = i0; i < i1; i += MTLM_MR) {
+        nr = i1 - i < MTLM_MR ? (int)(i1 - i) : MTLM_MR;
+        /* A short block repeats its last row; the copies are not stored. */
+        for (r = 0; r < MTLM_MR; r++)
+            x[r] = X + (i + (r < nr ? r : nr - 1)) * d;
+        for (p = 0; p < npan; p++) {
+            jp = j0 + p * P;
+            nl = j1 - jp < P ? (int)(j1 - jp) : P;
+            FN(micro)(x, buf + p * P * d, d, term, res);
+            for (r = 0; r < nr; r++) {
+                float *o = out + (i + r) * ldo + jp * ldf;
+                for (l = 0; l < nl; l++)
+                    o[l * ldf] = mtlm_finish(res[r * P + l], metric, scale);
+            }
+        }
+    }
+}
+
 /* Raw sums of the W pairs (x[p], z[p]), one pair per lane.  W dims of the W
  * pairs are loaded as W vectors (lanes = dims), turned into terms, transposed
  * (lanes = pairs) and added in order of k: the arithmetic of the micro-kernel.
- * The last d % W dims are gathered lane by lane. */
+ * The last d % W dims are gathered lane by lane.  With one_x (a compile-time
+ * constant) all the x[p] are the same row, which is then loaded once. */
 static INLINE void FN(pairs_term)(const T *const *x, const T *const *z, mtlm_intp d,
-                                  const int term, double *raw)
+                                  const int term, const int one_x, double *raw)
 {
     vD da[ND];
     const vT one = FN(one)();
@@ -384,10 +379,12 @@ static INLINE void FN(pairs_term)(const T *const *x, const T *const *z, mtlm_int
         vT a = (vT){0};
         k1 = k0 + MTLM_CHUNK < d ? k0 + MTLM_CHUNK : d;
         for (k = k0; k + W <= k1; k += W) {
-            vT t[W];
+            vT t[W], xv, zv;
+            if (one_x)
+                memcpy(&xv, x[0] + k, sizeof xv);
             for (p = 0; p < W; p++) {
-                vT xv, zv;
-                memcpy(&xv, x[p] + k, sizeof xv);
+                if (!one_x)
+                    memcpy(&xv, x[p] + k, sizeof xv);
                 memcpy(&zv, z[p] + k, sizeof zv);
                 t[p] = FN(term_of)(xv, zv, term);
             }
@@ -398,7 +395,7 @@ static INLINE void FN(pairs_term)(const T *const *x, const T *const *z, mtlm_int
         for (; k < k1; k++) {
             vT xv, zv;
             for (p = 0; p < W; p++) {
-                xv[p] = x[p][k];
+                xv[p] = x[one_x ? 0 : p][k];
                 zv[p] = z[p][k];
             }
             a = FN(acc_add)(a, FN(term_of)(xv, zv, term), one, term);
@@ -406,6 +403,60 @@ static INLINE void FN(pairs_term)(const T *const *x, const T *const *z, mtlm_int
         FN(flush)(da, a);
     }
     memcpy(raw, da, sizeof da);
+}
+
+/* rect_term's job for a few query rows, without packing: W rows of Z at a
+ * time against one query row, one pair per lane. */
+static INLINE void FN(rows_term)(const T *X, const T *Z, mtlm_intp d, mtlm_intp i0,
+                                 mtlm_intp i1, mtlm_intp j0, mtlm_intp j1, const int term,
+                                 int metric, double scale, float *out, mtlm_intp ldo,
+                                 mtlm_intp ldf)
+{
+    const T *x[W], *z[W];
+    double raw[W];
+    mtlm_intp i, j;
+    int p, n;
+    for (i = i0; i < i1; i++) {
+        x[0] = X + i * d;
+        for (j = j0; j < j1; j += W) {
+            n = j1 - j < W ? (int)(j1 - j) : W;
+            for (p = 0; p < W; p++)
+                z[p] = Z + (j + (p < n ? p : n - 1)) * d;
+            FN(pairs_term)(x, z, d, term, 1, raw);
+            for (p = 0; p < n; p++)
+                out[i * ldo + (j + p) * ldf] = mtlm_finish(raw[p], metric, scale);
+        }
+    }
+}
+
+/* out[i * ldo + j * ldf] = scale * dist(X[i], Z[j]) for i0 <= i < i1 and
+ * j0 <= j < j1, with j1 - j0 <= mtlm_tile_rows(d, sizeof(T)); buf holds
+ * mtlm_buf_elems(d, sizeof(T)) elements of T.  Below MTLM_PACK_MIN_ROWS query
+ * rows the 4-row micro-kernel would mostly compute padding: those rows go
+ * through rows_term instead (same arithmetic, so the same bits). */
+static TARGET void FN(rect)(const T *X, const T *Z, mtlm_intp d, mtlm_intp i0,
+                            mtlm_intp i1, mtlm_intp j0, mtlm_intp j1, int metric,
+                            double scale, float *out, mtlm_intp ldo, mtlm_intp ldf,
+                            T *buf)
+{
+    buf = (T *)(((uintptr_t)buf + 63) & ~(uintptr_t)63);
+    if (i1 - i0 < MTLM_PACK_MIN_ROWS) {
+        if (metric == MTLM_L1)
+            FN(rows_term)(X, Z, d, i0, i1, j0, j1, MTLM_L1, metric, scale, out, ldo, ldf);
+        else if (metric == MTLM_CHI2)
+            FN(rows_term)(X, Z, d, i0, i1, j0, j1, MTLM_CHI2, metric, scale, out, ldo, ldf);
+        else
+            FN(rows_term)(X, Z, d, i0, i1, j0, j1, MTLM_SQEUCLIDEAN, metric, scale, out,
+                          ldo, ldf);
+        return;
+    }
+    if (metric == MTLM_L1)
+        FN(rect_term)(X, Z, d, i0, i1, j0, j1, MTLM_L1, metric, scale, out, ldo, ldf, buf);
+    else if (metric == MTLM_CHI2)
+        FN(rect_term)(X, Z, d, i0, i1, j0, j1, MTLM_CHI2, metric, scale, out, ldo, ldf, buf);
+    else /* SQEUCLIDEAN, and L2 (its sqrt is taken by mtlm_finish) */
+        FN(rect_term)(X, Z, d, i0, i1, j0, j1, MTLM_SQEUCLIDEAN, metric, scale, out, ldo,
+                      ldf, buf);
 }
 
 /* For qidx/pidx pairs r0 <= r < r1: out[r * ldo] = scale * dist (float32) if
@@ -428,11 +479,11 @@ static TARGET void FN(paired)(const T *X, const T *Z, const mtlm_intp *qidx,
             z[p] = Z + pidx[q] * d;
         }
         if (metric == MTLM_L1)
-            FN(pairs_term)(x, z, d, MTLM_L1, raw);
+            FN(pairs_term)(x, z, d, MTLM_L1, 0, raw);
         else if (metric == MTLM_CHI2)
-            FN(pairs_term)(x, z, d, MTLM_CHI2, raw);
+            FN(pairs_term)(x, z, d, MTLM_CHI2, 0, raw);
         else
-            FN(pairs_term)(x, z, d, MTLM_SQEUCLIDEAN, raw);
+            FN(pairs_term)(x, z, d, MTLM_SQEUCLIDEAN, 0, raw);
         for (p = 0; p < n; p++) {
             if (out)
                 out[(r + p) * ldo] = mtlm_finish(raw[p], metric, scale);

@@ -144,6 +144,11 @@ def test_bit_identical_across_threads_levels_and_paths(shape, metric, dtype, rng
                 if first is None:
                     first = out
                 assert_array_equal(out, first, err_msg=f"{level}, {n_threads} threads")
+    # Fewer than 4 query rows are not packed: same bits all the same.
+    for level in LEVELS:
+        with simd(level):
+            few = pairwise(X[:3], Z, metric, scale=1.7, n_threads=2)
+        assert_array_equal(few, first[:3], err_msg=level)
     # Listed pairs give the same bits as the full matrix.
     qidx, pidx = np.divmod(np.arange(nq * nz, dtype=np.intp), nz)
     for level in LEVELS:
