@@ -477,9 +477,18 @@ def test_small_available_memory_guards_every_stage(rng, monkeypatch):
 
 # -- 8. interrupts ---------------------------------------------------------------------
 _LONG_FIT = """
-import sys, warnings, numpy as np
+import sys, time, warnings, numpy as np
+import mtlm._lmnn
 from mtlm import MTLMAnnotator
 warnings.simplefilter("ignore")
+# Make every solver iteration take >= 0.2 s so that the fit surely runs for
+# longer than the test waits, however fast the kernels or the machine are
+# (the solver may stop by its step-size rule after ~70 iterations).
+_update = mtlm._lmnn._ActiveState.update
+def slow_update(self, W, full):
+    time.sleep(0.2)
+    return _update(self, W, full)
+mtlm._lmnn._ActiveState.update = slow_update
 rng = np.random.default_rng(0)
 X = {"a": rng.random((1500, 20)), "b": rng.random((1500, 10))}
 Y = (rng.random((1500, 30)) < 0.1).astype(np.uint8)
