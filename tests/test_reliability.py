@@ -476,7 +476,12 @@ def test_small_available_memory_guards_every_stage(rng, monkeypatch):
 
 
 # -- 8. interrupts ---------------------------------------------------------------------
-_LONG_FIT = """
+# A shell that starts jobs in the background (nohup, `&`, some CI runners) makes
+# its children ignore SIGINT; the scripts restore Python's Ctrl-C handler so the
+# test sees what a user at a terminal sees.
+_CTRL_C = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+
+_LONG_FIT = _CTRL_C + """
 import sys, time, warnings, numpy as np
 import mtlm._lmnn
 from mtlm import MTLMAnnotator
@@ -526,7 +531,7 @@ def test_ctrl_c_stops_a_long_fit_quickly(tmp_path):
     assert waited < 2.0
 
 
-_LONG_SAVE = """
+_LONG_SAVE = _CTRL_C + """
 import numpy as np
 import mtlm._persistence as P
 from mtlm import MTLMAnnotator
