@@ -12,23 +12,9 @@ from cython.parallel cimport prange
 from libc.math cimport INFINITY
 from libc.stdlib cimport malloc, free
 
+from mtlm_fast._topk cimport topk_insert
 from mtlm_fast._typedefs cimport intp_t, int32_t, int64_t, uint8_t
 from mtlm_fast._typedefs cimport float32_t, float64_t
-
-
-cdef inline void _insert(int32_t* idx, float64_t* dist, intp_t k, int32_t p,
-                         float64_t dp) noexcept nogil:
-    # Keep (dist, idx) sorted ascending.  Candidates arrive in increasing
-    # index order, so an equal distance never displaces: ties to lower index.
-    cdef intp_t s = k - 1
-    if not (dp < dist[s]):
-        return
-    while s > 0 and dp < dist[s - 1]:
-        dist[s] = dist[s - 1]
-        idx[s] = idx[s - 1]
-        s -= 1
-    dist[s] = dp
-    idx[s] = p
 
 
 def select_triplet_neighbours(const float32_t[:, :, ::1] d,
@@ -95,18 +81,18 @@ def select_triplet_neighbours(const float32_t[:, :, ::1] d,
                                 break
                         if shared:
                             if p != q:
-                                _insert(&tgt[i, 0], tdist, kp, <int32_t> p, acc)
+                                topk_insert(&tgt[i, 0], tdist, kp, <int32_t> p, acc)
                         else:
-                            _insert(&imp[i, 0], idist, kn, <int32_t> p, acc)
+                            topk_insert(&imp[i, 0], idist, kn, <int32_t> p, acc)
                     else:
                         for s in range(nb):
                             r = r0 + s
                             if Y[p, qlab[r]]:
                                 if p != q:
-                                    _insert(&tgt[r, 0], tdist + s * kp, kp,
+                                    topk_insert(&tgt[r, 0], tdist + s * kp, kp,
                                             <int32_t> p, acc)
                             else:
-                                _insert(&imp[r, 0], idist + s * kn, kn,
+                                topk_insert(&imp[r, 0], idist + s * kn, kn,
                                         <int32_t> p, acc)
             free(tdist)
 

@@ -6,22 +6,8 @@ validated CSR group lists whose members are sorted by training index.
 from cython.parallel cimport prange
 from libc.math cimport INFINITY
 
+from mtlm_fast._topk cimport topk_insert
 from mtlm_fast._typedefs cimport intp_t, int32_t, float32_t, float64_t
-
-
-cdef inline void _insert(int32_t* idx, float64_t* dist, intp_t k, int32_t p,
-                         float64_t dp) noexcept nogil:
-    # Keep (dist, idx) sorted ascending.  Members arrive in increasing index
-    # order, so an equal distance never displaces: ties go to the lower index.
-    cdef intp_t s = k - 1
-    if not (dp < dist[s]):
-        return
-    while s > 0 and dp < dist[s - 1]:
-        dist[s] = dist[s - 1]
-        idx[s] = idx[s - 1]
-        s -= 1
-    dist[s] = dp
-    idx[s] = p
 
 
 def group_knn(const float32_t[:, :, ::1] d, const float64_t[:, ::1] W,
@@ -56,4 +42,4 @@ def group_knn(const float32_t[:, :, ::1] d, const float64_t[:, ::1] W,
                     acc = 0.0
                     for f in range(F):
                         acc = acc + W[wrow, f] * d[i, p, f]
-                    _insert(&out_idx[i, m, 0], &out_dist[i, m, 0], k, p, acc)
+                    topk_insert(&out_idx[i, m, 0], &out_dist[i, m, 0], k, p, acc)
