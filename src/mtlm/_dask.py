@@ -87,6 +87,12 @@ def resolve_client(client, *, timeout=10.0):
                 "address) or open one first, e.g. with mtlm._dask.dask_client()."
             ) from exc
     if isinstance(client, str):
+        # A running current client on that scheduler is used as is: a second
+        # client on the same scheduler gains nothing (and once left a
+        # submission waiting forever in CI).
+        current = _current_client(distributed)
+        if current is not None and _same_address(current, client):
+            return current
         known = _CLIENTS.get(client)
         if known is None or known.status != "running":
             _CLIENTS[client] = known = _connect(distributed, client, timeout)
@@ -97,6 +103,21 @@ def resolve_client(client, *, timeout=10.0):
             f"got {type(client).__name__}."
         )
     return client
+
+
+def _current_client(distributed):
+    try:
+        current = distributed.get_client()
+    except ValueError:
+        return None
+    return current if current.status == "running" else None
+
+
+def _same_address(client, address):
+    mine = client.scheduler.address
+    return address == mine or (
+        "://" not in address and mine.split("://", 1)[-1] == address
+    )
 
 
 def _connect(distributed, address, timeout):
