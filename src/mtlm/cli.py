@@ -20,6 +20,22 @@ class DataError(Exception):
     """Bad data or files: exit code 1 with a one-line message."""
 
 
+def _add_n_jobs(parser):
+    parser.add_argument(
+        "--n-jobs",
+        type=int,
+        default=None,
+        help="threads (default: OpenMP's; -1 = all cores)",
+    )
+
+
+def _add_fit_options(parser):
+    """Options shared by the commands that fit an annotator."""
+    parser.add_argument("--n-labels", type=int, default=5, help="labels per image (5)")
+    _add_n_jobs(parser)
+    parser.add_argument("--seed", type=int, default=0, help="random_state (0)")
+
+
 def _build_parser():
     from mtlm._annotator import METHODS
 
@@ -48,15 +64,8 @@ def _build_parser():
         default="jec",
         help="comma-separated methods (default: jec); known: " + ", ".join(METHODS),
     )
-    ev.add_argument("--n-labels", type=int, default=5, help="labels per image (5)")
     ev.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
-    ev.add_argument(
-        "--n-jobs",
-        type=int,
-        default=None,
-        help="threads (default: OpenMP's; -1 = all cores)",
-    )
-    ev.add_argument("--seed", type=int, default=0, help="random_state (0)")
+    _add_fit_options(ev)
     ev.add_argument(
         "--plot",
         metavar="DIR",
@@ -78,14 +87,7 @@ def _build_parser():
     fit.add_argument(
         "--out", required=True, metavar="MODEL.npz", help="where to write the model"
     )
-    fit.add_argument("--n-labels", type=int, default=5, help="labels per image (5)")
-    fit.add_argument(
-        "--n-jobs",
-        type=int,
-        default=None,
-        help="threads (default: OpenMP's; -1 = all cores)",
-    )
-    fit.add_argument("--seed", type=int, default=0, help="random_state (0)")
+    _add_fit_options(fit)
     _add_scheduler(fit)
 
     ann = sub.add_parser("annotate", help="annotate images with a saved model")
@@ -104,12 +106,7 @@ def _build_parser():
         help="labels per image (default: the model's n_labels)",
     )
     ann.add_argument("--json", action="store_true", help="print JSON instead of text")
-    ann.add_argument(
-        "--n-jobs",
-        type=int,
-        default=None,
-        help="threads (default: OpenMP's; -1 = all cores)",
-    )
+    _add_n_jobs(ann)
     _add_scheduler(ann)
     return parser
 
