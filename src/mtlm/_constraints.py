@@ -46,8 +46,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mtlm._memory import check_allocation, rows_per_block
-from mtlm._neighbourhoods import LabelGroups, group_neighbours
+from mtlm._neighbourhoods import LabelGroups, group_neighbours, query_blocks
 from mtlm._pairstore import PairStore
 
 __all__ = ["Constraints", "build_constraints"]
@@ -326,15 +325,8 @@ def _image_pairs_label(bd, train_blocks, Y, k_pos, k_neg, image_level, n_threads
     YT = np.ascontiguousarray(Y.T)
     T = 1 if image_level else M
     parts = [[] for _ in range(T)]
-    rows = rows_per_block(n * F * 4)
-    check_allocation(
-        rows * n * F * 4,
-        "one block of base distances",
-        "reduce the number of training images",
-    )
     w0 = np.full(F, 1.0 / F)
-    for start in range(0, n, rows):
-        stop = min(n, start + rows)
+    for start, stop in query_blocks(n, n, F):
         d = np.empty((stop - start, n, F), dtype=np.float32)
         bd.pairwise_prepared(
             [b[start:stop] for b in train_blocks], train_blocks, d, n_threads

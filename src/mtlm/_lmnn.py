@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
-from mtlm._neighbourhoods import _blocks
+from mtlm._neighbourhoods import query_blocks
 from mtlm._pairstore import PairStore
 from mtlm._simplex import project_capped_simplex, project_simplex
 from mtlm._validation import check_choice, check_float, check_int
@@ -147,7 +147,7 @@ def select_neighbours(
     tgt = np.empty((rows, k_pos), dtype=np.int32)
     imp = np.empty((rows, k_neg), dtype=np.int32)
     Y = np.ascontiguousarray(Y, dtype=np.uint8)
-    for start, stop in _blocks(n, n, F):
+    for start, stop in query_blocks(n, n, F):
         d = np.empty((stop - start, n, F), dtype=np.float32)
         bd.pairwise_prepared(
             [b[start:stop] for b in train_blocks], train_blocks, d, n_threads

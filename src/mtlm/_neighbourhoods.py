@@ -14,7 +14,13 @@ import numpy as np
 from mtlm._memory import check_allocation, rows_per_block
 from mtlm_fast import _neighbours, _vote
 
-__all__ = ["LabelGroups", "group_neighbours", "union_pool", "pool_scores"]
+__all__ = [
+    "LabelGroups",
+    "group_neighbours",
+    "pool_scores",
+    "query_blocks",
+    "union_pool",
+]
 
 
 @dataclass(frozen=True)
@@ -51,7 +57,8 @@ class LabelGroups:
         return self.ptr.size - 1
 
 
-def _blocks(n_queries, n_train, n_base, budget=None):
+def query_blocks(n_queries, n_train, n_base, budget=None):
+    """(start, stop) spans of query rows whose distance block fits the budget."""
     rows = rows_per_block(
         n_train * n_base * 4, **({} if budget is None else {"budget": budget})
     )
@@ -103,7 +110,7 @@ def group_neighbours(
     exclude = _exclusions(exclude, nq)
     idx = np.empty((nq, M, k), dtype=np.int32)
     dist = np.empty((nq, M, k), dtype=np.float64)
-    for start, stop in _blocks(nq, n, F):
+    for start, stop in query_blocks(nq, n, F):
         d = np.empty((stop - start, n, F), dtype=np.float32)
         bd.pairwise_prepared([b[start:stop] for b in Pq], Pp, d, n_threads)
         excl = exclude[start:stop]
@@ -184,7 +191,7 @@ def pool_scores(
     Y = np.ascontiguousarray(Y, dtype=np.uint8)
     exclude = _exclusions(exclude, nq)
     scores = np.empty((taus.size, nq, M), dtype=np.float64)
-    for start, stop in _blocks(nq, n, F):
+    for start, stop in query_blocks(nq, n, F):
         b = stop - start
         d = np.empty((b, n, F), dtype=np.float32)
         bd.pairwise_prepared([x[start:stop] for x in Pq], Pp, d, n_threads)
