@@ -46,7 +46,7 @@ def nus_wide_like(n, seed=0, dtype=np.float32):
         x = np.empty((n, d), dtype=dtype)
         for s in range(0, n, 4096):  # in chunks: no n-sized float64 temporaries
             c = rng.gamma(0.3, size=(min(n, s + 4096) - s, d))  # non-negative, skewed
-            x[s:s + c.shape[0]] = c / c.sum(axis=1, keepdims=True)
+            x[s : s + c.shape[0]] = c / c.sum(axis=1, keepdims=True)
         X[f"f{i}_{d}"] = x
     freq = 1.0 / np.arange(1, N_LABELS + 1) ** 0.8  # Zipf-like label frequencies
     freq /= freq.sum()
@@ -88,13 +88,21 @@ def run_one(mode, n, workers, k, n_threads, n_queries=None):
     nq = n if n_queries is None else min(n, n_queries)
     Pq = [b[:nq] for b in P]
     excl = np.arange(nq)
-    rec = {"mode": mode, "n_train": n, "n_queries": nq, "k": k, "n_threads": n_threads,
-           "workers": workers, "load_avg_1m": os.getloadavg()[0]}
+    rec = {
+        "mode": mode,
+        "n_train": n,
+        "n_queries": nq,
+        "k": k,
+        "n_threads": n_threads,
+        "workers": workers,
+        "load_avg_1m": os.getloadavg()[0],
+    }
     base, cpu0 = _usage()
     if mode == "local":
         t0 = time.perf_counter()
-        idx, dist = group_neighbours(bd, Pq, P, W, groups, k, exclude=excl,
-                                     n_threads=n_threads)
+        idx, dist = group_neighbours(
+            bd, Pq, P, W, groups, k, exclude=excl, n_threads=n_threads
+        )
         rec["time_s"] = time.perf_counter() - t0
         rec["peak_mib_main"], cpu1 = _usage()
         rec["cpu_s_main"] = cpu1 - cpu0
@@ -102,16 +110,26 @@ def run_one(mode, n, workers, k, n_threads, n_queries=None):
         from mtlm._dask import dask_client, dask_group_neighbours
 
         t0 = time.perf_counter()
-        with dask_client("local", n_workers=workers, threads_per_worker=n_threads,
-                         timeout=60) as client:
+        with dask_client(
+            "local", n_workers=workers, threads_per_worker=n_threads, timeout=60
+        ) as client:
             client.wait_for_workers(workers, timeout=120)
             client.run(importlib.import_module, "mtlm._neighbourhoods")  # warm imports
             rec["startup_s"] = time.perf_counter() - t0
             before = client.run(_usage)
             cpu0 = _usage()[1]
             t0 = time.perf_counter()
-            idx, dist = dask_group_neighbours(bd, Pq, P, W, groups, k, exclude=excl,
-                                              n_threads=n_threads, client=client)
+            idx, dist = dask_group_neighbours(
+                bd,
+                Pq,
+                P,
+                W,
+                groups,
+                k,
+                exclude=excl,
+                n_threads=n_threads,
+                client=client,
+            )
             rec["time_s"] = time.perf_counter() - t0
             rec["peak_mib_main"], cpu1 = _usage()  # client + scheduler (one process)
             rec["cpu_s_main"] = cpu1 - cpu0
@@ -148,15 +166,23 @@ def main(argv=None):
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     p.add_argument("--k", type=int, default=5)
     p.add_argument("--json", metavar="FILE")
-    p.add_argument("--probe-memory", action="store_true",
-                   help="local peak memory for growing n_train, 1024 queries")
-    p.add_argument("--one", nargs=5, metavar=("MODE", "N", "WORKERS", "K", "NQ"),
-                   help=argparse.SUPPRESS)
+    p.add_argument(
+        "--probe-memory",
+        action="store_true",
+        help="local peak memory for growing n_train, 1024 queries",
+    )
+    p.add_argument(
+        "--one",
+        nargs=5,
+        metavar=("MODE", "N", "WORKERS", "K", "NQ"),
+        help=argparse.SUPPRESS,
+    )
     a = p.parse_args(argv)
     if a.one:
         mode, n, workers, k, nq = a.one
-        rec = run_one(mode, int(n), int(workers), int(k), 1,
-                      None if nq == "all" else int(nq))
+        rec = run_one(
+            mode, int(n), int(workers), int(k), 1, None if nq == "all" else int(nq)
+        )
         print(json.dumps(rec))
         return 0
 
@@ -168,32 +194,39 @@ def main(argv=None):
             r = _spawn(["local", n, 0, a.k, 1024])
             rows.append(r)
             rb = rows_per_block(n * len(DIMS) * 4)
-            print(f"probe n_train={n:6d}, 1024 queries: peak {r['peak_mib_main']:5.0f}"
-                  f" MiB, before the run {r['peak_mib_before_run']:5.0f} MiB (features "
-                  f"{r['data_mib']:.0f} MiB); distance block {rb} rows = "
-                  f"{rb * n * len(DIMS) * 4 / 2**20:.0f} MiB; {r['time_s']:.1f} s",
-                  flush=True)
+            print(
+                f"probe n_train={n:6d}, 1024 queries: peak {r['peak_mib_main']:5.0f}"
+                f" MiB, before the run {r['peak_mib_before_run']:5.0f} MiB (features "
+                f"{r['data_mib']:.0f} MiB); distance block {rb} rows = "
+                f"{rb * n * len(DIMS) * 4 / 2**20:.0f} MiB; {r['time_s']:.1f} s",
+                flush=True,
+            )
     for n in [] if a.probe_memory else a.n:
         for mode, w in [("local", 0)] + [("dask", w) for w in a.workers]:
             r = _spawn([mode, n, w, a.k, "all"])
             rows.append(r)
             wmem = [round(x) for x in r.get("peak_mib_workers", [])]
             wcpu = [round(x, 1) for x in r.get("cpu_s_workers", [])]
-            print(f"n={n:6d} {mode:5s} workers={w}: {r['time_s']:6.1f} s wall, "
-                  f"{r['pairs_per_s'] / 1e6:5.2f} Mpairs/s, "
-                  f"{r['pairs_per_cpu_s'] / 1e6:5.2f} Mpairs/CPU-s; peak MiB main "
-                  f"{r['peak_mib_main']:.0f} workers {wmem}; CPU s main "
-                  f"{r['cpu_s_main']:.1f} workers {wcpu}; startup "
-                  f"{r.get('startup_s', 0):.1f} s; load {r['load_avg_1m']:.1f}; "
-                  f"digest {r['digest']}", flush=True)
+            print(
+                f"n={n:6d} {mode:5s} workers={w}: {r['time_s']:6.1f} s wall, "
+                f"{r['pairs_per_s'] / 1e6:5.2f} Mpairs/s, "
+                f"{r['pairs_per_cpu_s'] / 1e6:5.2f} Mpairs/CPU-s; peak MiB main "
+                f"{r['peak_mib_main']:.0f} workers {wmem}; CPU s main "
+                f"{r['cpu_s_main']:.1f} workers {wcpu}; startup "
+                f"{r.get('startup_s', 0):.1f} s; load {r['load_avg_1m']:.1f}; "
+                f"digest {r['digest']}",
+                flush=True,
+            )
         local = next(r for r in rows if r["n_train"] == n and r["mode"] == "local")
         same = all(r["digest"] == local["digest"] for r in rows if r["n_train"] == n)
         print(f"n={n}: Dask results identical to local: {same}")
         rate = local["pairs_per_cpu_s"]
         hours = extrapolate(rate)
-        print(f"NUS-WIDE ({NUS_TRAIN} train x {NUS_TRAIN + NUS_TEST} queries) at "
-              f"{rate / 1e6:.2f} Mpairs per CPU-s, 16-core machines: "
-              + ", ".join(f"{m}: {h:.2f} h" for m, h in hours.items()))
+        print(
+            f"NUS-WIDE ({NUS_TRAIN} train x {NUS_TRAIN + NUS_TEST} queries) at "
+            f"{rate / 1e6:.2f} Mpairs per CPU-s, 16-core machines: "
+            + ", ".join(f"{m}: {h:.2f} h" for m, h in hours.items())
+        )
     if a.json:
         with open(a.json, "w") as fh:
             json.dump(rows, fh, indent=1)

@@ -22,8 +22,17 @@ def bounds_checks_are_on():
     X = np.ones((2, 2))
     out = np.empty((1, 1), np.float32)
     try:
-        _pairwise.paired_into(X, X, np.array([5], np.intp), np.array([0], np.intp),
-                              out, 0, _pairwise.L1, 1.0, 1)
+        _pairwise.paired_into(
+            X,
+            X,
+            np.array([5], np.intp),
+            np.array([0], np.intp),
+            out,
+            0,
+            _pairwise.L1,
+            1.0,
+            1,
+        )
     except IndexError:
         return True
     return False
@@ -44,20 +53,26 @@ def datasets(rng):
     yield "diagonal", rng.random((n, 4)), Y
     yield "identical", {"a": np.ones((n, 2))}, Y
     yield "one image", {"a": np.ones((1, 2))}, np.ones((1, 1), np.uint8)
-    yield "two images", {"a": rng.random((2, 3))}, np.array([[1, 0], [0, 1]],
-                                                            np.uint8)
+    yield "two images", {"a": rng.random((2, 3))}, np.array([[1, 0], [0, 1]], np.uint8)
 
 
 def run_annotators(rng):
     for name, X, Y in datasets(rng):
-        Xt = (X if not isinstance(X, dict) else X)  # training rows as queries
+        Xt = X if not isinstance(X, dict) else X  # training rows as queries
         for method in METHODS:
             for metric in ("l1", "chi2", "l2", "sqeuclidean", "hellinger"):
                 for n_jobs in (1, 2):
-                    est = MTLMAnnotator(method, k=3, k_pos=2, k_neg=3, max_iter=5,
-                                        metrics=metric, n_jobs=n_jobs,
-                                        normalize="max" if n_jobs == 2 else "mean",
-                                        random_state=0)
+                    est = MTLMAnnotator(
+                        method,
+                        k=3,
+                        k_pos=2,
+                        k_neg=3,
+                        max_iter=5,
+                        metrics=metric,
+                        n_jobs=n_jobs,
+                        normalize="max" if n_jobs == 2 else "mean",
+                        random_state=0,
+                    )
                     est.fit(X, Y)
                     s = est.decision_function(Xt)
                     assert np.all(np.isfinite(s)), (name, method, metric)
@@ -77,26 +92,58 @@ def run_kernels_directly(rng):
     for k in (1, 4, 20):  # k above every group size
         W = rng.random((3, 2))
         group_neighbours(bd, P, P, W, groups, k, exclude=np.arange(9), n_threads=2)
-        pool_scores(bd, P, P, W, W[:1], groups, Y, k, [0.1, 1.0],
-                    exclude=np.arange(9), n_threads=2)
+        pool_scores(
+            bd,
+            P,
+            P,
+            W,
+            W[:1],
+            groups,
+            Y,
+            k,
+            [0.1, 1.0],
+            exclude=np.arange(9),
+            n_threads=2,
+        )
     # empty query block and empty pools
     d0 = np.empty((0, 9, 2), np.float32)
-    _neighbours.group_knn(d0, np.ones((1, 2)), groups.ptr, groups.idx,
-                          np.empty(0, np.intp), np.empty((0, 3, 2), np.int32),
-                          np.empty((0, 3, 2)), 2)
+    _neighbours.group_knn(
+        d0,
+        np.ones((1, 2)),
+        groups.ptr,
+        groups.idx,
+        np.empty(0, np.intp),
+        np.empty((0, 3, 2), np.int32),
+        np.empty((0, 3, 2)),
+        2,
+    )
     d = bd.pairwise(X)
     out = np.empty((1, 9, 3))
-    _vote.pool_vote(d, np.ones((1, 2)), np.zeros((9, 1), np.int32),
-                    np.zeros(9, np.intp), Y, np.array([1.0]), False, out,
-                    np.empty((2, 1)), 2)
+    _vote.pool_vote(
+        d,
+        np.ones((1, 2)),
+        np.zeros((9, 1), np.int32),
+        np.zeros(9, np.intp),
+        Y,
+        np.array([1.0]),
+        False,
+        out,
+        np.empty((2, 1)),
+        2,
+    )
     # pairwise kernels, both dtypes, diagonal
     for dtype in (np.float32, np.float64):
         A = rng.random((5, 4)).astype(dtype)
         out = np.empty((5, 5, 2), np.float32)
         for code in (_pairwise.L1, _pairwise.CHI2, _pairwise.L2, _pairwise.SQEUCLIDEAN):
             _pairwise.pairwise_into(A, A, out, 1, code, 1.0, 2)
-            _pairwise.paired_mean(A, np.arange(5, dtype=np.intp),
-                                  np.arange(5, dtype=np.intp)[::-1].copy(), code, 2)
+            _pairwise.paired_mean(
+                A,
+                np.arange(5, dtype=np.intp),
+                np.arange(5, dtype=np.intp)[::-1].copy(),
+                code,
+                2,
+            )
         _pairwise.diagonal_into(A, A[:2], np.empty((5, 2, 4), np.float32), 2)
     # LMNN: selection, update, difference, scratch twin, both task layouts
     for global_task in (False, True):
@@ -107,8 +154,9 @@ def run_kernels_directly(rng):
         st.update(rng.random((nT, F)), full=False)
         st.recompute(rng.random((nT, F)), full=True)
         new = (rng.random(ts.n_triplets) < 0.5).astype(np.uint8)
-        _lmnn.mask_difference_update(ts.store.d, ts.lp_idx, ts.t_ptr, ts.t_a,
-                                     ts.t_b, st.mask, new, st.S, 2)
+        _lmnn.mask_difference_update(
+            ts.store.d, ts.lp_idx, ts.t_ptr, ts.t_a, ts.t_b, st.mask, new, st.S, 2
+        )
     print("kernels ok", flush=True)
 
 

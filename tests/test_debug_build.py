@@ -29,15 +29,28 @@ def _run(cmd, **kw):
 @pytest.mark.skipif(not (ROOT / "meson.build").exists(), reason="needs the sources")
 def test_kernels_under_bounds_checks(tmp_path):
     wheels = tmp_path / "wheels"
-    _run([sys.executable, "-m", "pip", "wheel", "--no-build-isolation", "--no-deps",
-          "-Csetup-args=-Dcython-debug=true", f"-Cbuild-dir={tmp_path / 'build'}",
-          "-w", str(wheels), str(ROOT)])
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-build-isolation",
+            "--no-deps",
+            "-Csetup-args=-Dcython-debug=true",
+            f"-Cbuild-dir={tmp_path / 'build'}",
+            "-w",
+            str(wheels),
+            str(ROOT),
+        ]
+    )
     venv = tmp_path / "venv"
     _run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)])
     py = venv / "bin" / "python"
     (wheel,) = wheels.glob("mtlm-*.whl")
-    _run([str(py), "-m", "pip", "install", "--no-deps", "--force-reinstall",
-          str(wheel)])
+    _run(
+        [str(py), "-m", "pip", "install", "--no-deps", "--force-reinstall", str(wheel)]
+    )
     # Run from tmp_path with a clean path: the installed debug kernels, not the
     # editable install of this checkout.
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}

@@ -28,8 +28,9 @@ FAST = settings(max_examples=25, suppress_health_check=[HealthCheck.too_slow])
 # Values: mostly ordinary (with zeros and duplicates); about one array in
 # eight gets a NaN, inf or huge entry, one in ten a zero size, one label
 # matrix in ten a value other than 0/1, so errors are reached as well as results.
-finite = st.one_of(st.sampled_from([0.0, 1.0, 0.5]),
-                   st.floats(-10, 10, allow_nan=False, width=32))
+finite = st.one_of(
+    st.sampled_from([0.0, 1.0, 0.5]), st.floats(-10, 10, allow_nan=False, width=32)
+)
 WILD = [np.nan, np.inf, -np.inf, 1e30, 1e200]
 
 
@@ -45,8 +46,11 @@ def arrays(draw, shape, elements=finite, corrupt=True):
 def feature_blocks(draw, n=None, dims=None, corrupt=True):
     n = draw(st.sampled_from([1, 2, 3, 4, 5, 6, 1, 2, 7, 0])) if n is None else n
     if dims is None:
-        dims = draw(st.lists(st.sampled_from([1, 2, 3, 1, 2, 3, 1, 2, 3, 0]),
-                             min_size=1, max_size=3))
+        dims = draw(
+            st.lists(
+                st.sampled_from([1, 2, 3, 1, 2, 3, 1, 2, 3, 0]), min_size=1, max_size=3
+            )
+        )
     dtype = draw(st.sampled_from([np.float32, np.float64, np.int64]))
     blocks = {}
     for i, d in enumerate(dims):
@@ -68,9 +72,12 @@ def label_matrices(draw, n, M=None):
 
 # -- BaseDistances.pairwise -------------------------------------------------------
 @FAST
-@given(data=st.data(), metric=st.sampled_from(METRICS),
-       normalize=st.sampled_from(["mean", "max", "none"]),
-       n_jobs=st.sampled_from([1, 2]))
+@given(
+    data=st.data(),
+    metric=st.sampled_from(METRICS),
+    normalize=st.sampled_from(["mean", "max", "none"]),
+    n_jobs=st.sampled_from([1, 2]),
+)
 def test_pairwise_matches_reference_or_value_error(data, metric, normalize, n_jobs):
     Xp = data.draw(feature_blocks(), label="Xp")
     try:
@@ -80,7 +87,13 @@ def test_pairwise_matches_reference_or_value_error(data, metric, normalize, n_jo
         return
     dims = bd.dims_
     nq = data.draw(st.integers(0, 4), label="nq")
-    Xq = data.draw(feature_blocks(n=nq, dims=dims, ), label="Xq")
+    Xq = data.draw(
+        feature_blocks(
+            n=nq,
+            dims=dims,
+        ),
+        label="Xq",
+    )
     try:
         got = bd.pairwise(Xq, Xp, n_jobs=n_jobs)
     except ValueError:
@@ -91,14 +104,16 @@ def test_pairwise_matches_reference_or_value_error(data, metric, normalize, n_jo
     assert got.dtype == np.float32 and np.all(np.isfinite(got))
     for f, name in enumerate(bd.feature_names_):
         ref = base_distance(Xq[name], Xp[name], metric) * bd.scales_[f]
-        assert_allclose(got[..., f], ref, rtol=1e-4, atol=1e-5 * (1 + np.abs(ref).max(
-            initial=0)))
+        assert_allclose(
+            got[..., f], ref, rtol=1e-4, atol=1e-5 * (1 + np.abs(ref).max(initial=0))
+        )
 
 
 @FAST
-@given(X=hnp.array_shapes(min_dims=1, max_dims=2, min_side=0, max_side=4).flatmap(
-           arrays),
-       n_jobs=st.sampled_from([1, 2]))
+@given(
+    X=hnp.array_shapes(min_dims=1, max_dims=2, min_side=0, max_side=4).flatmap(arrays),
+    n_jobs=st.sampled_from([1, 2]),
+)
 def test_diagonal_pairwise_matches_reference_or_value_error(X, n_jobs):
     try:
         bd = BaseDistances().fit(X)
@@ -125,21 +140,34 @@ def _fit_or_value_error(est, X, Y):
 
 
 @settings(max_examples=40, suppress_health_check=[HealthCheck.too_slow])
-@given(data=st.data(), method=st.sampled_from(METHODS),
-       k=st.integers(1, 7), n_labels=st.integers(1, 5),
-       tau=st.sampled_from(["auto", 0.05, 1.0]), vote=st.sampled_from(["normalized",
-                                                                     "raw"]),
-       n_jobs=st.sampled_from([1, 2]))
-def test_fit_predict_valid_output_or_value_error(data, method, k, n_labels, tau, vote,
-                                                  n_jobs):
+@given(
+    data=st.data(),
+    method=st.sampled_from(METHODS),
+    k=st.integers(1, 7),
+    n_labels=st.integers(1, 5),
+    tau=st.sampled_from(["auto", 0.05, 1.0]),
+    vote=st.sampled_from(["normalized", "raw"]),
+    n_jobs=st.sampled_from([1, 2]),
+)
+def test_fit_predict_valid_output_or_value_error(
+    data, method, k, n_labels, tau, vote, n_jobs
+):
     diagonal = data.draw(st.booleans(), label="diagonal")
     n = data.draw(st.integers(1, 8), label="n")
     X = data.draw(feature_blocks(n=n), label="X")
     if diagonal:
         X = X["f0"]
     Y = data.draw(label_matrices(n), label="Y")
-    est = MTLMAnnotator(method, k=k, n_labels=n_labels, tau=tau, vote=vote,
-                        n_jobs=n_jobs, max_iter=5, random_state=0)
+    est = MTLMAnnotator(
+        method,
+        k=k,
+        n_labels=n_labels,
+        tau=tau,
+        vote=vote,
+        n_jobs=n_jobs,
+        max_iter=5,
+        random_state=0,
+    )
     params = est.get_params()
     est.set_params(**{p: v for p, v in (("k_pos", 2), ("k_neg", 3)) if p in params})
     if _fit_or_value_error(est, X, Y) is None:
@@ -149,8 +177,7 @@ def test_fit_predict_valid_output_or_value_error(data, method, k, n_labels, tau,
     if diagonal:
         Xt = data.draw(feature_blocks(n=nt, dims=[X.shape[1]]))["f0"]
     else:
-        Xt = data.draw(feature_blocks(n=nt, dims=est.base_distances_.dims_),
-                          label="Xt")
+        Xt = data.draw(feature_blocks(n=nt, dims=est.base_distances_.dims_), label="Xt")
     try:
         scores = est.decision_function(Xt)
     except ValueError:
@@ -168,19 +195,21 @@ def test_fit_predict_valid_output_or_value_error(data, method, k, n_labels, tau,
 
 
 @settings(max_examples=15)
-@given(data=st.data(), k=st.integers(1, 5), tau=st.floats(0.01, 10),
-       n_jobs=st.sampled_from([1, 2]))
+@given(
+    data=st.data(),
+    k=st.integers(1, 5),
+    tau=st.floats(0.01, 10),
+    n_jobs=st.sampled_from([1, 2]),
+)
 def test_jec_scores_match_reference(data, k, tau, n_jobs):
     n = data.draw(st.integers(1, 8), label="n")
-    X = data.draw(feature_blocks(n=n, dims=[2, 1], corrupt=False),
-                  label="X")
+    X = data.draw(feature_blocks(n=n, dims=[2, 1], corrupt=False), label="X")
     Y = data.draw(hnp.arrays(np.uint8, (n, 3), elements=st.sampled_from([0, 1])))
     est = MTLMAnnotator(k=k, tau=tau, n_jobs=n_jobs)
     if _fit_or_value_error(est, X, Y) is None:
         assert not Y.any()  # the only reason left: no positive label
         return
-    Xt = data.draw(feature_blocks(n=3, dims=[2, 1], corrupt=False),
-                   label="Xt")
+    Xt = data.draw(feature_blocks(n=3, dims=[2, 1], corrupt=False), label="Xt")
     got = est.decision_function(Xt)
     d = est.base_distances_.pairwise(Xt, X).astype(np.float64)
     W = np.full((1, 2), 0.5)
@@ -225,9 +254,14 @@ def test_annotation_scores_match_reference_or_value_error(data):
 
 
 @FAST
-@given(scores=hnp.arrays(np.float64, hnp.array_shapes(min_dims=2, max_dims=2,
-                                                      max_side=5), elements=finite),
-       k=st.integers(1, 6))
+@given(
+    scores=hnp.arrays(
+        np.float64,
+        hnp.array_shapes(min_dims=2, max_dims=2, max_side=5),
+        elements=finite,
+    ),
+    k=st.integers(1, 6),
+)
 def test_top_k_annotation_counts(scores, k):
     pred = top_k_annotation(scores, k)
     assert np.all(pred.sum(axis=1) == min(k, scores.shape[1]))

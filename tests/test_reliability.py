@@ -184,11 +184,14 @@ def test_bad_annotator_parameters(rng, params, match):
 
 
 @pytest.mark.parametrize("method", LEARNED)
-@pytest.mark.parametrize("value, match", [
-    (0, "max_iter must be >= 1"),
-    (-5, "max_iter must be >= 1"),
-    (2.0, "max_iter must be an int"),
-])
+@pytest.mark.parametrize(
+    "value, match",
+    [
+        (0, "max_iter must be >= 1"),
+        (-5, "max_iter must be >= 1"),
+        (2.0, "max_iter must be an int"),
+    ],
+)
 def test_max_iter_out_of_range_for_every_learned_method(method, value, match):
     rng = np.random.default_rng(0)  # one seed: slow per case
     X, _, Y = _data(rng)
@@ -223,8 +226,9 @@ def test_base_distances_entry_points(rng):
 #   label D: -    -    -    x    -
 #   image 2 carries no label.
 X1 = np.array([[0.0], [1.0], [2.0], [3.0], [10.0]])
-Y1 = np.array([[0, 1, 0, 0], [0, 1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 1], [1, 0, 0, 0]],
-              np.uint8)
+Y1 = np.array(
+    [[0, 1, 0, 0], [0, 1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 1], [1, 0, 0, 0]], np.uint8
+)
 
 
 @pytest.mark.parametrize("n_jobs", [1, 2])
@@ -247,8 +251,9 @@ def test_training_neighbours_exclude_self_keep_duplicates():
     bd = BaseDistances().fit(X)
     P = bd.check(X)
     groups = LabelGroups.from_labels(Y)
-    idx, dist = group_neighbours(bd, P, P, np.ones((1, 1)), groups, 2,
-                                 exclude=np.arange(5))
+    idx, dist = group_neighbours(
+        bd, P, P, np.ones((1, 1)), groups, 2, exclude=np.arange(5)
+    )
     # query 0: A = {0, 2, 4} minus itself -> 2, 4; B = {1, 3, 4} -> 1 (d = 0), 3
     assert_array_equal(idx[0], [[2, 4], [1, 3]])
     assert_array_equal(dist[0], [[1.0, 16.0], [0.0, 4.0]])
@@ -271,8 +276,8 @@ def test_duplicate_with_other_labels_is_the_first_lmnn_impostor():
     lq, lp = ts.store.q[ts.lp_idx], ts.store.p[ts.lp_idx]
     for t, (q, target, impostors) in enumerate([(0, [2], [1, 5]), (1, [5], [0, 2])]):
         a, nt, b = ts.lp_ptr[t], ts.n_target[t], ts.lp_ptr[t + 1]
-        rows_t = np.flatnonzero(lq[a:a + nt] == q) + a
-        rows_i = np.flatnonzero(lq[a + nt:b] == q) + a + nt
+        rows_t = np.flatnonzero(lq[a : a + nt] == q) + a
+        rows_i = np.flatnonzero(lq[a + nt : b] == q) + a + nt
         assert_array_equal(lp[rows_t], target)
         assert_array_equal(lp[rows_i], impostors)  # the duplicate first (d = 0)
     assert not np.any(lq == lp)
@@ -282,8 +287,9 @@ def test_duplicate_of_a_training_image_at_predict_time():
     # a test image identical to training image 1: image 1 is a neighbour at d = 0
     est = MTLMAnnotator(k=1, tau=1.0).fit(X1, Y1)
     P = est.base_distances_.check(np.array([[1.0]]))
-    idx, dist = group_neighbours(est.base_distances_, P, est._train_blocks,
-                                 np.ones((1, 1)), est._groups, 1)
+    idx, dist = group_neighbours(
+        est.base_distances_, P, est._train_blocks, np.ones((1, 1)), est._groups, 1
+    )
     assert idx[0, 1, 0] == 1 and dist[0, 1, 0] == 0.0
 
 
@@ -306,8 +312,9 @@ def test_ties_go_to_lower_index_any_threads_and_column_order(rng):
             bd = BaseDistances().fit(X[:, cols])
             P, Pt = bd.check(X[:, cols]), bd.check(Xt[:, cols])
             W = np.full((1, 4), 1 / 4)
-            idx, _ = group_neighbours(bd, Pt, P, W, LabelGroups.from_labels(Y), 3,
-                                      n_threads=n_jobs)
+            idx, _ = group_neighbours(
+                bd, Pt, P, W, LabelGroups.from_labels(Y), 3, n_threads=n_jobs
+            )
             est = MTLMAnnotator(k=3, tau=0.3, n_jobs=n_jobs).fit(X[:, cols], Y)
             results.append((idx, est.decision_function(Xt[:, cols])))
     d = BaseDistances().fit(X).pairwise(Xt, X).astype(np.float64)
@@ -317,8 +324,11 @@ def test_ties_go_to_lower_index_any_threads_and_column_order(rng):
         assert_array_equal(idx, ref_idx)
         assert_array_equal(scores, results[0][1])
     pools = [np.unique(r[r >= 0]) for r in ref_idx.reshape(7, -1)]
-    assert_allclose(results[0][1], ref_pool_vote(d, np.full((1, 4), 1 / 4), pools, Y,
-                                                 0.3), rtol=1e-12)
+    assert_allclose(
+        results[0][1],
+        ref_pool_vote(d, np.full((1, 4), 1 / 4), pools, Y, 0.3),
+        rtol=1e-12,
+    )
 
 
 @pytest.mark.parametrize("method", LEARNED)
@@ -329,7 +339,7 @@ def test_label_on_every_image_has_no_dissimilar_pair(method):
     X = {"a": rng.random((30, 3)), "b": rng.random((30, 2))}
     Y = np.ones((30, 3), np.uint8)
     if method not in ("global-lmnn",):
-        Y[:, 1:] = (rng.random((30, 2)) < 0.5)
+        Y[:, 1:] = rng.random((30, 2)) < 0.5
     est = _fast(method, max_iter=50, random_state=0)
     lmnn = method.endswith("lmnn")
     with warnings.catch_warnings():
@@ -395,11 +405,11 @@ def test_float32_and_float64_same_annotations_on_corel5k(corel_jec):
     (e32, s32), (e64, s64) = corel_jec[np.float32], corel_jec[np.float64]
     assert e32._train_blocks[0].dtype == np.float32
     assert e64._train_blocks[0].dtype == np.float64
-    assert_allclose(e32.base_distances_.scales_, e64.base_distances_.scales_,
-                    rtol=1e-7)
+    assert_allclose(e32.base_distances_.scales_, e64.base_distances_.scales_, rtol=1e-7)
     assert_allclose(s32, s64, atol=1e-5)
-    assert_array_equal(mtlm.metrics.top_k_annotation(s32, 5),
-                       mtlm.metrics.top_k_annotation(s64, 5))
+    assert_array_equal(
+        mtlm.metrics.top_k_annotation(s32, 5), mtlm.metrics.top_k_annotation(s64, 5)
+    )
 
 
 # -- 3. determinism --------------------------------------------------------------------
@@ -449,9 +459,13 @@ def test_huge_pairwise_raises_before_allocating():
     bd = BaseDistances(normalize="none").fit({"a": X["a"][:2]})
     tracemalloc.start()
     try:
-        with pytest.raises(MemoryError, match=(
-            r"base-distance tensor \(1000000 x 1000000 x 1 float32\) would need "
-            r"3725\.29 GiB .* pass fewer query rows at a time")):
+        with pytest.raises(
+            MemoryError,
+            match=(
+                r"base-distance tensor \(1000000 x 1000000 x 1 float32\) would need "
+                r"3725\.29 GiB .* pass fewer query rows at a time"
+            ),
+        ):
             bd.pairwise(X, X)
         _, peak = tracemalloc.get_traced_memory()
     finally:
@@ -464,8 +478,11 @@ def test_small_available_memory_guards_every_stage(rng, monkeypatch):
     est = MTLMAnnotator(tau=0.5).fit(X, Y)
     lmnn = MTLMAnnotator("mtlm-lmnn")
     monkeypatch.setattr(mtlm._memory, "available_memory", lambda: 1000)
-    with pytest.raises(MemoryError, match=r"one block of base distances would need "
-                       r"0\.00 GiB .*reduce the number of training images"):
+    with pytest.raises(
+        MemoryError,
+        match=r"one block of base distances would need "
+        r"0\.00 GiB .*reduce the number of training images",
+    ):
         est.predict(Xt)
     with pytest.raises(MemoryError, match=r"base-distance tensor .*fewer query rows"):
         est.base_distances_.pairwise(Xt, X)
@@ -481,7 +498,9 @@ def test_small_available_memory_guards_every_stage(rng, monkeypatch):
 # test sees what a user at a terminal sees.
 _CTRL_C = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
 
-_LONG_FIT = _CTRL_C + """
+_LONG_FIT = (
+    _CTRL_C
+    + """
 import sys, time, warnings, numpy as np
 import mtlm._lmnn
 from mtlm import MTLMAnnotator
@@ -507,12 +526,19 @@ except KeyboardInterrupt:
     sys.exit(3)
 print("finished", flush=True)
 """
+)
 
 
 def _run_and_interrupt(code, after, tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+    )
     assert proc.stdout.readline().strip() == "start"
     time.sleep(after)
     assert proc.poll() is None, proc.communicate()
@@ -531,7 +557,9 @@ def test_ctrl_c_stops_a_long_fit_quickly(tmp_path):
     assert waited < 2.0
 
 
-_LONG_SAVE = _CTRL_C + """
+_LONG_SAVE = (
+    _CTRL_C
+    + """
 import numpy as np
 import mtlm._persistence as P
 from mtlm import MTLMAnnotator
@@ -549,6 +577,7 @@ def slow(fh, **arrays):
 P.np.savez_compressed = slow
 est.save("model.npz")
 """
+)
 
 
 def test_ctrl_c_during_save_leaves_no_file(tmp_path):

@@ -31,8 +31,7 @@ import numpy as np
 from mtlm._neighbourhoods import group_neighbours, pool_scores
 from mtlm._validation import check_float, check_int
 
-__all__ = ["dask_client", "dask_group_neighbours", "dask_pool_scores",
-           "resolve_client"]
+__all__ = ["dask_client", "dask_group_neighbours", "dask_pool_scores", "resolve_client"]
 
 logger = logging.getLogger(__name__)
 
@@ -133,8 +132,14 @@ def _connect(distributed, address, timeout):
 
 # -- opening a client ------------------------------------------------------------
 @contextlib.contextmanager
-def dask_client(scheduler="local", *, n_workers=None, threads_per_worker=1,
-                timeout=10.0, memory_limit="auto"):
+def dask_client(
+    scheduler="local",
+    *,
+    n_workers=None,
+    threads_per_worker=1,
+    timeout=10.0,
+    memory_limit="auto",
+):
     """Open a Dask client on a scheduler address, or on a new local cluster.
 
     Parameters
@@ -176,13 +181,23 @@ def dask_client(scheduler="local", *, n_workers=None, threads_per_worker=1,
         if n_workers is not None:
             check_int(n_workers, "n_workers", low=1)
         check_int(threads_per_worker, "threads_per_worker", low=1)
-        with distributed.LocalCluster(
-            n_workers=n_workers, threads_per_worker=threads_per_worker,
-            processes=True, host="127.0.0.1", dashboard_address=None,
-            memory_limit=memory_limit, silence_logs=logging.WARNING,
-        ) as cluster, distributed.Client(cluster, timeout=timeout) as client:
-            logger.info("local Dask cluster: %d worker process(es) at %s",
-                        len(cluster.workers), cluster.scheduler_address)
+        with (
+            distributed.LocalCluster(
+                n_workers=n_workers,
+                threads_per_worker=threads_per_worker,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=None,
+                memory_limit=memory_limit,
+                silence_logs=logging.WARNING,
+            ) as cluster,
+            distributed.Client(cluster, timeout=timeout) as client,
+        ):
+            logger.info(
+                "local Dask cluster: %d worker process(es) at %s",
+                len(cluster.workers),
+                cluster.scheduler_address,
+            )
             try:
                 yield client
             finally:
@@ -216,8 +231,9 @@ def _task_rows(client, Pq, block_rows):
     return max(1, min(by_bytes, by_balance))
 
 
-def _run_blocks(client, func, shared, Pq, exclude, rows, kwargs, progress, retries,
-                write):
+def _run_blocks(
+    client, func, shared, Pq, exclude, rows, kwargs, progress, retries, write
+):
     """Submit ``func`` on every block of query rows and ``write`` each result.
 
     ``shared`` (the positional arguments after the query blocks) is scattered
@@ -234,21 +250,38 @@ def _run_blocks(client, func, shared, Pq, exclude, rows, kwargs, progress, retri
     name = f"mtlm-{func.__name__}-{uuid.uuid4().hex}"
     pending = [(start, min(nq, start + rows)) for start in range(0, nq, rows)]
     for attempt in range(retries + 1):
-        pending = _run_attempt(client, func, shared, Pq, exclude, pending, kwargs,
-                               progress, retries, write, f"{name}-{attempt}")
+        pending = _run_attempt(
+            client,
+            func,
+            shared,
+            Pq,
+            exclude,
+            pending,
+            kwargs,
+            progress,
+            retries,
+            write,
+            f"{name}-{attempt}",
+        )
         if not pending:
             return
-        logger.warning("%d block(s) of %s lost their scattered training data with a "
-                       "worker; scattering it again (attempt %d of %d)", len(pending),
-                       func.__name__, attempt + 1, retries)
+        logger.warning(
+            "%d block(s) of %s lost their scattered training data with a "
+            "worker; scattering it again (attempt %d of %d)",
+            len(pending),
+            func.__name__,
+            attempt + 1,
+            retries,
+        )
     raise RuntimeError(
         f"{len(pending)} block(s) of {func.__name__} could not be computed: workers "
         f"holding the scattered training data died {retries + 1} times."
     )
 
 
-def _run_attempt(client, func, shared, Pq, exclude, spans, kwargs, progress, retries,
-                 write, name):
+def _run_attempt(
+    client, func, shared, Pq, exclude, spans, kwargs, progress, retries, write, name
+):
     """Scatter ``shared``, run the blocks ``spans``; return those that were lost."""
     distributed = _import_distributed()
     # One future per object, a copy on every worker.
@@ -265,9 +298,15 @@ def _run_attempt(client, func, shared, Pq, exclude, spans, kwargs, progress, ret
             start, stop = queue.popleft()
             excl = None if exclude is None else exclude[start:stop]
             fut = client.submit(
-                func, shared[0], [np.ascontiguousarray(b[start:stop]) for b in Pq],
-                *shared[1:], exclude=excl, **kwargs,
-                key=f"{name}-{start}", pure=False, retries=retries,
+                func,
+                shared[0],
+                [np.ascontiguousarray(b[start:stop]) for b in Pq],
+                *shared[1:],
+                exclude=excl,
+                **kwargs,
+                key=f"{name}-{start}",
+                pure=False,
+                retries=retries,
             )
             running[fut] = (start, stop)
             done.add(fut)
@@ -291,8 +330,21 @@ def _run_attempt(client, func, shared, Pq, exclude, spans, kwargs, progress, ret
     return sorted(lost)
 
 
-def dask_group_neighbours(bd, Pq, Pp, W, groups, k, *, exclude=None, n_threads=1,
-                          progress=None, client=None, block_rows=None, retries=3):
+def dask_group_neighbours(
+    bd,
+    Pq,
+    Pp,
+    W,
+    groups,
+    k,
+    *,
+    exclude=None,
+    n_threads=1,
+    progress=None,
+    client=None,
+    block_rows=None,
+    retries=3,
+):
     """:func:`~mtlm._neighbourhoods.group_neighbours` sharded over a Dask cluster.
 
     Parameters
@@ -332,15 +384,40 @@ def dask_group_neighbours(bd, Pq, Pp, W, groups, k, *, exclude=None, n_threads=1
     def write(start, stop, result):
         idx[start:stop], dist[start:stop] = result
 
-    _run_blocks(client, group_neighbours, [bd, list(Pp), W, groups, k], Pq, exclude,
-                _task_rows(client, Pq, block_rows), {"n_threads": n_threads},
-                progress, retries, write)
+    _run_blocks(
+        client,
+        group_neighbours,
+        [bd, list(Pp), W, groups, k],
+        Pq,
+        exclude,
+        _task_rows(client, Pq, block_rows),
+        {"n_threads": n_threads},
+        progress,
+        retries,
+        write,
+    )
     return idx, dist
 
 
-def dask_pool_scores(bd, Pq, Pp, W_pool, W_vote, groups, Y, k, taus, *, raw=False,
-                     exclude=None, n_threads=1, progress=None, client=None,
-                     block_rows=None, retries=3):
+def dask_pool_scores(
+    bd,
+    Pq,
+    Pp,
+    W_pool,
+    W_vote,
+    groups,
+    Y,
+    k,
+    taus,
+    *,
+    raw=False,
+    exclude=None,
+    n_threads=1,
+    progress=None,
+    client=None,
+    block_rows=None,
+    retries=3,
+):
     """:func:`~mtlm._neighbourhoods.pool_scores` sharded over a Dask cluster.
 
     Parameters
@@ -371,7 +448,16 @@ def dask_pool_scores(bd, Pq, Pp, W_pool, W_vote, groups, Y, k, taus, *, raw=Fals
     def write(start, stop, result):
         scores[:, start:stop] = result
 
-    _run_blocks(client, pool_scores, [bd, list(Pp), W_pool, W_vote, groups, Y, k, taus],
-                Pq, exclude, _task_rows(client, Pq, block_rows),
-                {"raw": bool(raw), "n_threads": n_threads}, progress, retries, write)
+    _run_blocks(
+        client,
+        pool_scores,
+        [bd, list(Pp), W_pool, W_vote, groups, Y, k, taus],
+        Pq,
+        exclude,
+        _task_rows(client, Pq, block_rows),
+        {"raw": bool(raw), "n_threads": n_threads},
+        progress,
+        retries,
+        write,
+    )
     return scores

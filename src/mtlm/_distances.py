@@ -194,8 +194,9 @@ class BaseDistances:
             X, name, feature_names=self.feature_names_, dims=self.dims_
         )
         for b, f in zip(blocks, self.feature_names_):
-            _check_magnitude(b, name if self.diagonal_ else f"{name}[{f!r}]",
-                             self.diagonal_)
+            _check_magnitude(
+                b, name if self.diagonal_ else f"{name}[{f!r}]", self.diagonal_
+            )
         if self.diagonal_:
             return blocks
         out = []

@@ -87,18 +87,26 @@ def load_npy_folder(folder, mmap_mode="r"):
         with open(order) as fh:
             names = [line.strip() for line in fh if line.strip()]
     else:
-        names = sorted(f[:-4] for f in os.listdir(folder)
-                       if f.endswith(".npy") and f != _LABELS)
+        names = sorted(
+            f[:-4] for f in os.listdir(folder) if f.endswith(".npy") and f != _LABELS
+        )
     if not names:
         raise ValueError(f"{folder!r} holds no feature block (<feature>.npy).")
-    missing = [f"{n}.npy" for n in names
-               if not os.path.exists(os.path.join(folder, f"{n}.npy"))]
+    missing = [
+        f"{n}.npy"
+        for n in names
+        if not os.path.exists(os.path.join(folder, f"{n}.npy"))
+    ]
     if not os.path.exists(os.path.join(folder, _LABELS)):
         missing.append(_LABELS)
     if missing:
         raise ValueError(f"{folder!r} lacks {missing}.")
-    X = {n: np.load(os.path.join(folder, f"{n}.npy"), mmap_mode=mmap_mode,
-                    allow_pickle=False) for n in names}
+    X = {
+        n: np.load(
+            os.path.join(folder, f"{n}.npy"), mmap_mode=mmap_mode, allow_pickle=False
+        )
+        for n in names
+    }
     Y = np.load(os.path.join(folder, _LABELS), mmap_mode=mmap_mode, allow_pickle=False)
     if names == ["x"]:
         return X["x"], Y
