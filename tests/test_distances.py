@@ -86,14 +86,16 @@ def test_normaliser_sampled_pairs_is_deterministic(rng):
     assert_allclose(a, exact, rtol=0.05)  # 500 random pairs estimate the mean
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("n_jobs", [1, 2])
-def test_diagonal_mode(rng, n_jobs):
-    X = rng.normal(size=(20, 4))
-    Z = rng.normal(size=(9, 4))
+def test_diagonal_mode(rng, n_jobs, dtype):
+    X = rng.normal(size=(20, 4)).astype(dtype)
+    Z = rng.normal(size=(9, 4)).astype(dtype)
     bd = BaseDistances(metrics="chi2").fit(X)  # metrics ignored in diagonal mode
     got = bd.pairwise(X, Z, n_jobs=n_jobs)
     assert got.shape == (20, 9, 4) and bd.diagonal_ and bd.n_base_ == 4
-    assert_allclose(got, (X[:, None, :] - Z[None, :, :]) ** 2, rtol=1e-6)
+    ref = (X[:, None, :].astype(np.float64) - Z[None, :, :]) ** 2
+    assert_allclose(got, ref, rtol=1e-6)
 
 
 def test_float32_and_float64_blocks_mix(rng):
