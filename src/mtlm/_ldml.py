@@ -53,6 +53,7 @@ __all__ = [
     "ldml_gradient",
     "solve_ldml",
     "ldml_constraints",
+    "ldml_constraints_key",
     "learn_ldml",
     "fit_ldml",
 ]
@@ -318,6 +319,25 @@ def solve_ldml(
         time.perf_counter() - t0,
     )
     return ws, wl, bias, n_iter, np.asarray(trace)
+
+
+def ldml_constraints_key(est):
+    """What the constraints of ``est`` depend on, besides the training data.
+
+    Grid points with equal keys (on the same data) share one
+    :func:`ldml_constraints` result; the regularisation and solver settings
+    only enter :func:`learn_ldml`.
+    """
+    two = est.constraints == "2pknn"
+    return (
+        "ldml",
+        est.method == "global-ldml",
+        est.constraints,
+        est.k if two else None,
+        None if two else (est.k_pos, est.k_neg),
+        est.overlap if two else None,
+        est.max_dissimilar if two else None,
+    )
 
 
 def ldml_constraints(est, n_threads):

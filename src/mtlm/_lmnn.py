@@ -38,7 +38,16 @@ from mtlm._simplex import project_capped_simplex, project_simplex
 from mtlm._validation import check_choice, check_float, check_int
 from mtlm_fast import _lmnn
 
-__all__ = ["TripletSet", "build_triplets", "fit_lmnn", "learn", "LMNN_METHODS"]
+__all__ = [
+    "TripletSet",
+    "build_triplets",
+    "fit_lmnn",
+    "learn",
+    "learn_lmnn",
+    "lmnn_constraints",
+    "lmnn_constraints_key",
+    "LMNN_METHODS",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -617,22 +626,43 @@ def result_to_weights(res, ts, M, mode, label_fill=0.0):
     return res.w_shared, w_label, n_active
 
 
-def learn(est, n_threads):
-    """Learner of ``method in LMNN_METHODS`` for :class:`~mtlm.MTLMAnnotator`."""
+def lmnn_constraints_key(est):
+    """What the triplets of ``est`` depend on, besides the training data.
+
+    Grid points with equal keys (on the same data) share one
+    :func:`lmnn_constraints` result; ``mu``, ``margin``, the gammas and the
+    solver settings only enter :func:`learn_lmnn`.
+    """
+    return ("lmnn", LMNN_METHODS[est.method] == "global", est.k_pos, est.k_neg)
+
+
+def lmnn_constraints(est, n_threads):
+    """The triplet set that ``est`` (a fit context) asks for."""
+    p = check_lmnn_params(est)
+    return build_triplets(
+        est.base_distances_,
+        est._train_blocks,
+        est.Y_train_,
+        p["k_pos"],
+        p["k_neg"],
+        global_task=LMNN_METHODS[est.method] == "global",
+        n_threads=n_threads,
+    )
+
+
+def learn_lmnn(est, ts, n_threads):
+    """Solve the problem of ``est.method`` on a prebuilt triplet set.
+
+    Returns a :class:`~mtlm._annotator.LearnedMetric`.  The triplets depend
+    only on the data, ``k_pos``, ``k_neg`` and whether the method is global
+    (:func:`lmnn_constraints_key`), so a parameter search over ``mu``,
+    ``margin`` or the regularisation can reuse them.
+    """
     from mtlm._annotator import LearnedMetric
 
     mode = LMNN_METHODS[est.method]
     p = check_lmnn_params(est)
     Y = est.Y_train_
-    ts = build_triplets(
-        est.base_distances_,
-        est._train_blocks,
-        Y,
-        p["k_pos"],
-        p["k_neg"],
-        global_task=mode == "global",
-        n_threads=n_threads,
-    )
     res = fit_lmnn(
         ts,
         mode=mode,
@@ -671,3 +701,8 @@ def learn(est, n_threads):
             converged_=res.converged,
         ),
     )
+
+
+def learn(est, n_threads):
+    """Learner of ``method in LMNN_METHODS`` for :class:`~mtlm.MTLMAnnotator`."""
+    return learn_lmnn(est, lmnn_constraints(est, n_threads), n_threads)
