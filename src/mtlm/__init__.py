@@ -8,6 +8,7 @@ label ranks training images by its own learned metric
 from mtlm._annotator import METHODS, MTLMAnnotator
 from mtlm._distances import METRICS, BaseDistances
 from mtlm._persistence import load_model
+from mtlm._tuning import default_grid
 from mtlm.datasets import load_dataset
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "METHODS",
     "METRICS",
     "MTLMAnnotator",
+    "default_grid",
     "load_dataset",
     "load_model",
 ]

@@ -57,11 +57,32 @@ class LearnedMetric:
     extra: dict = field(default_factory=dict)  # more fitted attributes (name_ -> value)
 
 
+def equal_weights(n_base, n_labels):
+    """JEC's metric: ``w_* = 1/F`` for every label, nothing learned."""
+    return LearnedMetric(
+        np.full(n_base, 1.0 / n_base),
+        np.zeros((n_labels, n_base)),
+        np.zeros(n_labels),
+        0,
+        np.zeros(0),
+    )
+
+
 def _run_learner(est, n_threads):
     module, func = _LEARNERS[est.method].split(":")
     return getattr(importlib.import_module(module), func)(est, n_threads)
 
 
+#: Fitted attributes of :meth:`MTLMAnnotator.tune` (a plain fit removes them).
+_TUNE_ATTRIBUTES = (
+    "tune_results_",
+    "best_params_",
+    "best_score_",
+    "best_index_",
+    "tune_scoring_",
+    "tune_holdout_indices_",
+    "tune_time_",
+)
 _VOTES = ("normalized", "raw")
 _BACKENDS = ("local", "dask")
 
@@ -323,15 +344,15 @@ class MTLMAnnotator(BaseEstimator):
         n = blocks[0].shape[0]
         Y = check_label_matrix(y, n, "y", allow_empty=False)
         n_threads = effective_n_threads(self.n_jobs)
+        for name in _TUNE_ATTRIBUTES:  # a plain fit forgets an earlier search
+            self.__dict__.pop(name, None)
 
         bd = BaseDistances(metrics=self.metrics, normalize=self.normalize)
         bd._fit_blocks(blocks, names, diagonal, self.n_jobs)
         self._set_training_data(bd, blocks, Y)
         F, M = bd.n_base_, Y.shape[1]
         if self.method == "jec":
-            learned = LearnedMetric(
-                np.full(F, 1.0 / F), np.zeros((M, F)), np.zeros(M), 0, np.zeros(0)
-            )
+            learned = equal_weights(F, M)
         else:
             learned = _run_learner(self, n_threads)
         self._set_weights(learned)
@@ -340,11 +361,129 @@ class MTLMAnnotator(BaseEstimator):
         self._choose_tau(n_threads)
         return self
 
-    def _set_training_data(self, bd, blocks, Y):
-        """Keep what prediction needs: base distances, training images, groups."""
+    def tune(
+        self,
+        X,
+        y,
+        param_grid=None,
+        *,
+        holdout=0.1,
+        scoring="f1",
+        random_state=None,
+    ):
+        """Choose parameters on a hold-out part of the training set, then fit.
+
+        The training set is split once at random into a fit part and a
+        hold-out part. Every grid point is fitted on the fit part as
+        :meth:`fit` would (``tau`` included, chosen on fit-part images) and
+        scored on the annotation of the hold-out images, which are never in a
+        fit. The best point is set on the estimator (:meth:`get_params` shows
+        it) and the estimator is refitted on all of ``X``. Test data play no
+        part. Base distances are built once for the split, constraints once
+        per constraint-relevant setting (``k`` for ``"2pknn"``, ``k_pos``,
+        ``k_neg``, ...) and learned metrics are reused across points that
+        differ only in the vote (``k`` for LMNN, ``tau``, ...).
+
+        Parameters
+        ----------
+        X : dict of str to array-like of shape (n, d_f), or array-like of shape (n, d)
+            Training features, as in :meth:`fit`.
+        y : array-like or sparse matrix of shape (n, M)
+            Training label matrix, as in :meth:`fit`.
+        param_grid : dict of str to list, list of such dicts, or None, default=None
+            Values to try per parameter; every combination of one dict is a
+            grid point, a list of dicts searches the union (as
+            :class:`sklearn.model_selection.ParameterGrid`, but in the given
+            key order). Parameters not in a point keep the estimator's values.
+            None uses :func:`mtlm.default_grid` ``(method)``: a regularisation
+            parameter (``gamma_label`` for MTLM/local LDML, ``gamma_shared``
+            for the global methods, ``mu`` for MTLM/local LMNN) and
+            ``k in {4, 8}``; JEC searches ``k in {2, 4, 8}``. ``method``,
+            ``n_labels``, ``n_jobs``, ``random_state``, ``backend`` and
+            ``dask_client`` cannot be searched.
+        holdout : float or int, default=0.1
+            Size of the hold-out part: a fraction in (0, 1) of the images, or
+            a number of images.
+        scoring : {"f1", "miap"}, default="f1"
+            Hold-out measure to maximise: F1 of the top-``n_labels``
+            annotation, or MiAP of the label scores
+            (:func:`mtlm.metrics.annotation_scores`). Ties go to the first
+            grid point.
+        random_state : int, RandomState or None, default=None
+            Seed of the split; None uses the estimator's ``random_state``.
+
+        Returns
+        -------
+        self : MTLMAnnotator
+            Fitted on all of ``X`` with the best parameters.
+
+        Raises
+        ------
+        ValueError
+            On an unknown or unsearchable parameter, an empty grid or value
+            list, a bad value in a grid point, a ``holdout`` outside (0, 1)
+            (or [1, n - 1] images), a split part without any labelled image,
+            or a bad ``scoring``.
+
+        Notes
+        -----
+        Besides the attributes of :meth:`fit`, sets
+
+        ``tune_results_`` : dict
+            One entry per grid point, in grid order: ``"params"`` (dicts),
+            ``"param_<name>"`` (the value used for every searched name),
+            ``"score"`` (hold-out ``scoring``), ``"rank"`` (1 = best),
+            ``"f1"``, ``"miap"``, ``"n_plus"`` (hold-out F1, MiAP and N+),
+            ``"tau"``, ``"n_iter"``, ``"converged"`` (False if the learner
+            stopped at ``max_iter``), ``"fit_time"`` and ``"score_time"``
+            (seconds; the fit time of the first point of a constraint set
+            includes building it).
+        ``best_params_`` : dict
+            The chosen grid point.
+        ``best_score_`` : float
+            Its hold-out score.
+        ``best_index_`` : int
+            Its index in ``tune_results_``.
+        ``tune_scoring_`` : str
+            ``scoring``.
+        ``tune_holdout_indices_`` : ndarray of int
+            Rows of ``X`` held out during the search.
+        ``tune_time_`` : float
+            Seconds of the search, without the final refit.
+
+        A later :meth:`fit` removes them. The search uses the estimator's
+        ``n_jobs`` and backend; logging (``mtlm._tuning`` at INFO) reports
+        every point.
+
+        Examples
+        --------
+        >>> est = MTLMAnnotator("mtlm-ldml", random_state=0)  # doctest: +SKIP
+        >>> est.tune(X, Y, {"gamma_label": [1, 30, 1000]})  # doctest: +SKIP
+        >>> est.best_params_, est.get_params()["gamma_label"]  # doctest: +SKIP
+        """
+        from mtlm._tuning import tune
+
+        return tune(
+            self,
+            X,
+            y,
+            param_grid,
+            holdout=holdout,
+            scoring=scoring,
+            random_state=random_state,
+        )
+
+    def _set_training_data(self, bd, blocks, Y, prepared=None):
+        """Keep what prediction needs: base distances, training images, groups.
+
+        ``prepared`` (the blocks already through ``bd._prepare``) spares the
+        preparation when several fits share one set of base distances.
+        """
         self.base_distances_ = bd
         self._train_blocks_raw = blocks
-        self._train_blocks = [bd._prepare(b, m) for b, m in zip(blocks, bd.metrics_)]
+        if prepared is None:
+            prepared = [bd._prepare(b, m) for b, m in zip(blocks, bd.metrics_)]
+        self._train_blocks = prepared
         self._groups = LabelGroups.from_labels(Y)
         self.Y_train_ = Y
         self.n_labels_in_ = Y.shape[1]
