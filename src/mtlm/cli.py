@@ -36,6 +36,134 @@ def _add_fit_options(parser):
     parser.add_argument("--seed", type=int, default=0, help="random_state (0)")
 
 
+def _add_tune_options(parser):
+    """Options of the hold-out search (MTLMAnnotator.tune)."""
+    group = parser.add_argument_group(
+        "hold-out selection",
+        "Choose parameters on a random part of the TRAINING split before the "
+        "final fit (MTLMAnnotator.tune): every grid point is fitted on the rest "
+        "of the training images and scored on that part, the best one is "
+        "refitted on all training images. The test split plays no part. Any "
+        "--tune-* option implies --tune.",
+    )
+    group.add_argument(
+        "--tune",
+        action="store_true",
+        help="search each method's grid (default grids: mtlm.default_grid)",
+    )
+    group.add_argument(
+        "--tune-grid",
+        action="append",
+        default=[],
+        metavar="[METHOD:]NAME=V1,V2,...",
+        help="values to try for one parameter, for every method or only METHOD; "
+        "repeat for more parameters. Named parameters replace their default "
+        "values, the rest of a method's default grid stays. Values are JSON "
+        "numbers, true/false, null or words, e.g. --tune-grid k=4,8 "
+        "--tune-grid mtlm-ldml:gamma_label=1,30,1e3",
+    )
+    group.add_argument(
+        "--tune-scoring",
+        choices=("f1", "miap"),
+        default=None,
+        help="hold-out measure to maximise (default: f1 at --n-labels)",
+    )
+    group.add_argument(
+        "--tune-holdout",
+        type=float,
+        default=None,
+        metavar="FRACTION",
+        help="part of the training images held out (default: 0.1)",
+    )
+
+
+def _tune_settings(args, methods):
+    """None without tuning, else (grid per method, scoring, holdout)."""
+    from mtlm import METHODS, MTLMAnnotator, default_grid
+
+    if not (
+        args.tune
+        or args.tune_grid
+        or args.tune_scoring is not None
+        or args.tune_holdout is not None
+    ):
+        return None
+    known = MTLMAnnotator().get_params()
+    grids = {m: default_grid(m) for m in methods}
+    for spec in args.tune_grid:
+        target, _, entry = spec.rpartition(":")
+        name, eq, values = entry.partition("=")
+        name = name.strip()
+        if not eq or not name or not values.strip():
+            raise SystemExit(
+                _usage_error(
+                    f"--tune-grid {spec!r}: expected [METHOD:]NAME=V1,V2,..., "
+                    "e.g. k=4,8"
+                )
+            )
+        if target and target not in METHODS:
+            raise SystemExit(
+                _usage_error(
+                    f"--tune-grid {spec!r}: unknown method {target!r}; "
+                    f"known: {', '.join(METHODS)}"
+                )
+            )
+        if name not in known:
+            raise SystemExit(
+                _usage_error(
+                    f"--tune-grid {spec!r}: {name!r} is not a parameter of "
+                    "MTLMAnnotator (see help(mtlm.MTLMAnnotator))"
+                )
+            )
+        parsed = [_parse_value(v) for v in values.split(",")]
+        for m in methods if not target else [target] if target in grids else []:
+            grids[m][name] = parsed
+    scoring = args.tune_scoring or "f1"
+    holdout = 0.1 if args.tune_holdout is None else args.tune_holdout
+    return grids, scoring, holdout
+
+
+def _parse_value(text):
+    text = text.strip()
+    if text in ("None", "none"):
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _fit_or_tune(est, X, Y, tune):
+    """fit, or tune with this method's grid; the tune summary (or None)."""
+    if tune is None:
+        est.fit(X, Y)
+        return None
+    grids, scoring, holdout = tune
+    t0 = time.perf_counter()
+    est.tune(X, Y, grids[est.method], holdout=holdout, scoring=scoring)
+    total = time.perf_counter() - t0
+    res = est.tune_results_
+    grid = []
+    for i, params in enumerate(res["params"]):
+        row = {"params": params}
+        for key in ("score", "rank", "f1", "miap", "n_plus", "tau", "n_iter"):
+            row[key] = res[key][i].item()
+        row["converged"] = bool(res["converged"][i])
+        row["fit_s"] = float(res["fit_time"][i] + res["score_time"][i])
+        grid.append(row)
+    return {
+        "best_params": est.best_params_,
+        "holdout_score": est.best_score_,
+        "scoring": scoring,
+        "holdout": holdout,
+        "n_holdout": int(est.tune_holdout_indices_.size),
+        "search_s": est.tune_time_,
+        "refit_s": total - est.tune_time_,
+        "best_index": est.best_index_,
+        "grid": grid,
+    }
+
+
 def _build_parser():
     from mtlm._annotator import METHODS
 
@@ -74,6 +202,7 @@ def _build_parser():
     )
     ev.add_argument("--quiet", action="store_true", help="no progress on stderr")
     _add_scheduler(ev)
+    _add_tune_options(ev)
 
     fit = sub.add_parser(
         "fit", help="fit one method on a dataset's training split and save the model"
@@ -89,6 +218,7 @@ def _build_parser():
     )
     _add_fit_options(fit)
     _add_scheduler(fit)
+    _add_tune_options(fit)
 
     ann = sub.add_parser("annotate", help="annotate images with a saved model")
     ann.add_argument("--model", required=True, metavar="MODEL.npz")
@@ -161,6 +291,7 @@ def _fit(args):
                 f"--method: unknown method {args.method!r}; known: {', '.join(METHODS)}"
             )
         )
+    tune = _tune_settings(args, [args.method])
     data = _load_data(args.dataset)
     est = MTLMAnnotator(
         args.method,
@@ -172,9 +303,12 @@ def _fit(args):
     t0 = time.perf_counter()
     with _dask_backend(args) as backend:
         est.set_params(**backend)
-        est.fit(data.X_train, data.Y_train)
+        tuned = _fit_or_tune(est, data.X_train, data.Y_train, tune)
     est.set_params(backend="local", dask_client=None)  # saved without the client
     info = {"dataset": data.name, "fit_s": time.perf_counter() - t0}
+    if tuned is not None:
+        info["tune"] = tuned
+        print(_tune_table({args.method: tuned}, args.n_labels))
     try:
         est.save(args.out, label_names=data.label_names, info=info)
     except OSError as exc:
@@ -270,9 +404,10 @@ def _evaluate(args):
                 f"--methods: unknown method(s) {unknown}; known: {', '.join(METHODS)}"
             )
         )
+    tune = _tune_settings(args, methods)
     data = _load_data(args.dataset)
 
-    rows, per_label_f1, fitted = [], {}, {}
+    rows, per_label_f1, fitted, tuned = [], {}, {}, {}
     bar = _progress(len(methods), args.quiet)
     with _dask_backend(args) as backend:
         for method in methods:
@@ -286,8 +421,11 @@ def _evaluate(args):
                 **backend,
             )
             t0 = time.perf_counter()
-            est.fit(data.X_train, data.Y_train)
+            summary = _fit_or_tune(est, data.X_train, data.Y_train, tune)
             t1 = time.perf_counter()
+            if summary is not None:
+                tuned[method] = summary
+                t0 = t1 - summary["refit_s"]  # fit_s: the final fit only
             scores = est.decision_function(data.X_test)
             t2 = time.perf_counter()
             Y_pred = top_k_annotation(scores, args.n_labels)
@@ -307,9 +445,14 @@ def _evaluate(args):
                     "predict_s": t2 - t1,
                 }
             )
+            if summary is not None:
+                rows[-1]["tune"] = summary
             bar.update(1)
     bar.close()
     print(_table(rows, data))
+    if tuned:
+        print()
+        print(_tune_table(tuned, args.n_labels))
     if args.plot:
         _write_plots(args.plot, data, per_label_f1, fitted)
     if args.json:
@@ -324,8 +467,17 @@ def _evaluate(args):
                 ],
                 fh,
                 indent=2,
+                default=_json_default,
             )
     return 0
+
+
+def _json_default(value):
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def _per_label_f1(Y_true, Y_pred):
@@ -383,6 +535,37 @@ def _table(rows, data):
         cells += [f"{r['N+']:>10d}", f"{r['MAP']:>10.3f}"]
         cells += [f"{r[c]:>10.1f}" for c in ("fit_s", "predict_s")]
         lines.append("  ".join(cells))
+    return "\n".join(lines)
+
+
+def _tune_table(tuned, n_labels):
+    """Every grid point's hold-out scores per method; * marks the chosen one."""
+    first = next(iter(tuned.values()))
+    measure = {"f1": f"F1@{n_labels}", "miap": "MiAP"}[first["scoring"]]
+    lines = [
+        f"hold-out selection: {first['n_holdout']} training images held out "
+        f"({first['holdout']:g}), best {measure}, then refit on all training "
+        "images; * = chosen"
+    ]
+    head = f"  {'method':>12}  {'params':<34}"
+    head += "".join(f"{c:>8}" for c in ("F1", "MiAP", "N+", "tau", "iter", "fit_s"))
+    lines.append(head)
+    for method, t in tuned.items():
+        for i, row in enumerate(t["grid"]):
+            star = "*" if i == t["best_index"] else " "
+            params = " ".join(f"{k}={v}" for k, v in row["params"].items())
+            cells = f"{star} {method:>12}  {params:<34}"
+            cells += f"{row['f1']:>8.3f}{row['miap']:>8.3f}{row['n_plus']:>8d}"
+            cells += f"{row['tau']:>8.3g}{row['n_iter']:>8d}{row['fit_s']:>8.1f}"
+            if not row["converged"]:
+                cells += "  (max_iter)"
+            lines.append(cells)
+        lines.append(
+            f"  {method:>12}  chose "
+            + " ".join(f"{k}={v}" for k, v in t["best_params"].items())
+            + f" (hold-out {measure} {t['holdout_score']:.3f}; search "
+            f"{t['search_s']:.1f} s, refit {t['refit_s']:.1f} s)"
+        )
     return "\n".join(lines)
 
 
