@@ -114,3 +114,69 @@ def test_plots_are_written(user_npz, tmp_path):
     for name in ["f1_vs_frequency.png", "weights_jec.png"]:
         png = (folder / name).read_bytes()
         assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_evaluate_tune_prints_the_choice_and_records_the_grid(
+    user_npz, tmp_path, capsys
+):
+    path, _ = user_npz
+    out = tmp_path / "rows.json"
+    argv = ["evaluate", "--dataset", str(path), "--methods", "jec,global-ldml"]
+    argv += ["--tune-grid", "k=2,4", "--tune-grid", "global-ldml:gamma_shared=1,1e3"]
+    argv += ["--tune-grid", "global-ldml:max_iter=20", "--json", str(out), "--quiet"]
+    assert main([*argv, "--tune", "--tune-scoring", "miap"]) == 0
+    text = capsys.readouterr().out
+    assert "hold-out selection: 60 training images held out" in text
+    assert "best MiAP" in text and "jec  chose k=" in text
+    rows = json.loads(out.read_text())
+    assert [r["method"] for r in rows] == ["jec", "global-ldml"]
+    jec, gl = rows[0]["tune"], rows[1]["tune"]
+    assert [g["params"] for g in jec["grid"]] == [{"k": 2}, {"k": 4}]
+    assert [g["params"] for g in gl["grid"]] == [
+        {"gamma_shared": g, "k": k, "max_iter": 20} for g in (1, 1000.0) for k in (2, 4)
+    ]
+    for t in (jec, gl):
+        scores = [g["score"] for g in t["grid"]]
+        assert scores == [g["miap"] for g in t["grid"]]
+        assert t["holdout_score"] == max(scores)
+        assert t["grid"][t["best_index"]]["params"] == t["best_params"]
+        assert t["scoring"] == "miap" and t["n_holdout"] == 60
+    assert all(g["n_iter"] <= 20 for g in gl["grid"])
+    assert all(0 < r["F1"] <= 1 for r in rows)
+
+
+def test_fit_tune_saves_the_chosen_parameters(user_npz, tmp_path, capsys):
+    path, _ = user_npz
+    model = tmp_path / "m.npz"
+    argv = ["fit", "--dataset", str(path), "--out", str(model)]
+    assert main([*argv, "--tune-grid", "k=2,3", "--tune-holdout", "0.2"]) == 0
+    assert "120 training images held out" in capsys.readouterr().out
+    est = mtlm.load_model(model)
+    tune = est.model_info_["tune"]
+    assert tune["best_params"] == {"k": est.k} and est.k in (2, 3)
+    assert len(tune["grid"]) == 2
+
+
+@pytest.mark.parametrize(
+    "extra, code, message",
+    [
+        (["--tune-grid", "k"], 2, "expected [METHOD:]NAME=V1,V2"),
+        (["--tune-grid", "k="], 2, "expected [METHOD:]NAME=V1,V2"),
+        (["--tune-grid", "nope=1,2"], 2, "'nope' is not a parameter"),
+        (["--tune-grid", "ldml:k=1,2"], 2, "unknown method 'ldml'"),
+        (["--tune-grid", "k=4,0"], 1, "param_grid point {'k': 0}"),
+        (["--tune-grid", "method=jec"], 1, "cannot search 'method'"),
+        (["--tune-holdout", "1.5"], 1, "holdout must be a fraction"),
+    ],
+)
+def test_tune_usage_errors(user_npz, capsys, extra, code, message):
+    path, _ = user_npz
+    argv = ["evaluate", "--dataset", str(path), "--quiet", *extra]
+    if code == 2:
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        assert exc.value.code == 2
+    else:
+        assert main(argv) == 1
+    assert message in capsys.readouterr().err
