@@ -46,10 +46,17 @@ def _add_tune_options(parser):
         "refitted on all training images. The test split plays no part. Any "
         "--tune-* option implies --tune.",
     )
+    from mtlm._tuning import DEFAULT_GRIDS
+
+    defaults = "; ".join(
+        f"{m}: "
+        + " ".join(f"{k}={','.join(f'{v:g}' for v in vs)}" for k, vs in g.items())
+        for m, g in DEFAULT_GRIDS.items()
+    )
     group.add_argument(
         "--tune",
         action="store_true",
-        help="search each method's grid (default grids: mtlm.default_grid)",
+        help=f"search each method's grid; default grids: {defaults}",
     )
     group.add_argument(
         "--tune-grid",
