@@ -1,11 +1,12 @@
 """Corel5K evaluation of JEC and the three LDML methods (issue 3).
 
-Hyper-parameters are chosen on a 10 % hold-out of the TRAINING set: fit on
-the other 90 %, F1 at top-5 on the hold-out.  Within the search the base
-distances and the constraints are built once per split and reused (they do
-not depend on the regularisation); ``tau`` is re-chosen for every candidate
-as ``fit`` does.  The chosen setting is then refitted from scratch on the
-full training set (this is the timed fit) and scored once on the test split.
+Hyper-parameters are chosen by :meth:`mtlm.MTLMAnnotator.tune` on a 10 %
+hold-out of the TRAINING set: fit on the other 90 %, F1 at top-5 on the
+hold-out.  Within the search the base distances and the constraints are built
+once per split and reused (they do not depend on the regularisation); ``tau``
+is re-chosen for every candidate as ``fit`` does.  The chosen setting is then
+refitted from scratch on the full training set (the timed fit) and scored
+once on the test split.
 
 Usage::
 
@@ -15,7 +16,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import itertools
 import logging
 import time
 import warnings
@@ -24,9 +24,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 from mtlm._annotator import MTLMAnnotator
-from mtlm._ldml import ldml_constraints, learn_ldml
 from mtlm.metrics import annotation_scores
-from mtlm_fast import effective_n_threads
 
 DATA = "/work/shared/data/corel5k/corel5k_color10.npz"
 
@@ -45,46 +43,6 @@ def load(path):
     Xtr = {f: z[f"X_train_{f}"] for f in names}
     Xte = {f: z[f"X_test_{f}"] for f in names}
     return Xtr, z["Y_train"], Xte, z["Y_test"]
-
-
-def subset(X, rows):
-    return {f: x[rows] for f, x in X.items()}
-
-
-def search(method, grid, base_params, Xfit, Yfit, Xhold, Yhold, n_jobs):
-    """Best grid point by hold-out F1, reusing distances and constraints."""
-    keys = list(grid)
-    points = [dict(zip(keys, v)) for v in itertools.product(*(grid[k] for k in keys))]
-    if len(points) <= 1:
-        return points[0] if points else {}, []
-    n_threads = effective_n_threads(n_jobs)
-    ctx = MTLMAnnotator("jec", n_jobs=n_jobs, random_state=0, **base_params)
-    ctx.fit(Xfit, Yfit)  # base distances, groups, label matrix
-    ctx.set_params(method=method)
-    cons = ldml_constraints(ctx, n_threads)
-    results = []
-    for params in points:
-        ctx.set_params(**params)
-        t0 = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            lm = learn_ldml(ctx, cons, n_threads)
-        ctx.weights_shared_, ctx.weights_label_, ctx.bias_ = (
-            lm.weights_shared,
-            lm.weights_label,
-            lm.bias,
-        )
-        ctx.n_iter_, ctx.objective_ = lm.n_iter, lm.objective
-        ctx._choose_tau(n_threads)
-        sc = annotation_scores(Yhold, ctx.predict(Xhold))
-        results.append((params, sc))
-        print(
-            f"  hold-out {method} {params}: F1 {sc['F1']:.3f} N+ {sc['N+']} "
-            f"iter {lm.n_iter} tau {ctx.tau_:.3g} ({time.perf_counter() - t0:.1f} s)",
-            flush=True,
-        )
-    best = max(results, key=lambda r: r[1]["F1"])[0]
-    return best, results
 
 
 def main(argv=None):
@@ -110,36 +68,31 @@ def main(argv=None):
         key, value = kv.split("=", 1)
         base_params[key] = eval(value, {}, {})  # a trusted command line
     Xtr, Ytr, Xte, Yte = load(args.data)
-    n = Ytr.shape[0]
-    perm = np.random.default_rng(0).permutation(n)
-    hold, fit_rows = np.sort(perm[: n // 10]), np.sort(perm[n // 10 :])
     rows = []
     for method in args.methods.split(","):
         grid = {} if args.no_tune else GRIDS[method]
-        best, _ = search(
-            method,
-            grid,
-            base_params,
-            subset(Xtr, fit_rows),
-            Ytr[fit_rows],
-            subset(Xtr, hold),
-            Ytr[hold],
-            args.n_jobs,
-        )
-        est = MTLMAnnotator(
-            method, n_jobs=args.n_jobs, random_state=0, **base_params, **best
-        )
+        est = MTLMAnnotator(method, n_jobs=args.n_jobs, random_state=0, **base_params)
         t0 = time.perf_counter()
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", ConvergenceWarning)
-            est.fit(Xtr, Ytr)
-        fit_s = time.perf_counter() - t0
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            if grid:  # 10 % hold-out of the training set, then refit on all of it
+                est.tune(Xtr, Ytr, grid)
+            else:
+                est.fit(Xtr, Ytr)
+        fit_s = time.perf_counter() - t0 - getattr(est, "tune_time_", 0.0)
+        best = getattr(est, "best_params_", {})
+        if grid:
+            res = est.tune_results_
+            for i, params in enumerate(res["params"]):
+                print(
+                    f"  hold-out {method} {params}: F1 {res['f1'][i]:.3f} "
+                    f"N+ {res['n_plus'][i]} iter {res['n_iter'][i]} "
+                    f"tau {res['tau'][i]:.3g} ({res['fit_time'][i]:.1f} s)",
+                    flush=True,
+                )
         sc = annotation_scores(Yte, est.predict(Xte))
-        conv = (
-            "max_iter hit"
-            if any(issubclass(w.category, ConvergenceWarning) for w in caught)
-            else "converged"
-        )
+        max_iter = 500 if est.max_iter is None else est.max_iter
+        conv = "max_iter hit" if est.n_iter_ >= max_iter else "converged"
         rows.append((method, best, sc, fit_s, est, conv))
         obj = est.objective_
         curve = ", ".join(
