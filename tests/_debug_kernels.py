@@ -128,7 +128,6 @@ def run_kernels_directly(rng):
         np.array([1.0]),
         False,
         out,
-        np.empty((2, 1)),
         2,
     )
     # pairwise kernels, both dtypes, diagonal

@@ -72,17 +72,17 @@ def test_union_pool():
 @pytest.mark.parametrize("n_threads", [1, 2])
 @pytest.mark.parametrize("shared", [True, False])
 @pytest.mark.parametrize("raw", [False, True])
-def test_pool_vote_matches_reference(rng, n_threads, shared, raw):
-    d, Y = _problem(rng)
+@pytest.mark.parametrize("F", [4, 11, 70])  # 70: wider than the blocked path
+def test_pool_vote_matches_reference(rng, n_threads, shared, raw, F):
+    d, Y = _problem(rng, F=F)
     M = Y.shape[1]
     W = rng.random((1 if shared else M, d.shape[2]))
     idx, _ = _run_group_knn(d, W, Y, 3, np.full(d.shape[0], -1), n_threads)
     pool, size = union_pool(idx)
     taus = np.array([0.1, 1.0, 7.0])
     out = np.empty((3, d.shape[0], M))
-    work = np.empty((n_threads, pool.shape[1]))
     _vote.pool_vote(
-        d, np.ascontiguousarray(W), pool, size, Y, taus, raw, out, work, n_threads
+        d, np.ascontiguousarray(W), pool, size, Y, taus, raw, out, n_threads
     )
     pools = [pool[i, : size[i]] for i in range(d.shape[0])]
     for t, tau in enumerate(taus):
@@ -107,7 +107,6 @@ def test_vote_hand_computed():
         np.array([1.0]),
         False,
         out,
-        np.empty((1, 2)),
         1,
     )
     e = np.exp(-1.0)

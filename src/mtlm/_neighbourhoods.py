@@ -202,9 +202,8 @@ def pool_scores(
             d, W_pool, groups.ptr, groups.idx, excl, idx, dist, n_threads
         )
         pool, size = union_pool(idx)
-        work = np.empty((n_threads, pool.shape[1]), dtype=np.float64)
         out = np.empty((taus.size, b, M), dtype=np.float64)
-        _vote.pool_vote(d, W_vote, pool, size, Y, taus, raw, out, work, n_threads)
+        _vote.pool_vote(d, W_vote, pool, size, Y, taus, raw, out, n_threads)
         scores[:, start:stop] = out
         if progress is not None:
             progress(b)
