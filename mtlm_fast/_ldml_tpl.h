@@ -83,7 +83,7 @@ INLINE mtlm_v4d FN(vexp)(mtlm_v4d x)
  * to s^21 (truncation error < 2^-60 relative), by Estrin's scheme. */
 INLINE mtlm_v4d FN(vlog1p_inv)(mtlm_v4d u, mtlm_v4d *inv)
 {
-    mtlm_v4d m, f, kf, s, s2, s4, q0, q1, q2, q3, q4, q, logf, corr;
+    mtlm_v4d m, f, kf, s, s2, s4, s8, q0, q1, q2, q3, q4, q, logf, corr;
     mtlm_v4l big;
     m = u + V4(1.0);
     *inv = V4(1.0) / m;
@@ -100,7 +100,8 @@ INLINE mtlm_v4d FN(vlog1p_inv)(mtlm_v4d u, mtlm_v4d *inv)
     q4 = V4(2.0 / 19.0) + s2 * V4(2.0 / 21.0);
     q0 = q0 + s4 * q1;
     q2 = q2 + s4 * q3;
-    q = s2 * (q0 + (s4 * s4) * (q2 + s4 * q4));
+    s8 = s4 * s4;
+    q = s2 * (q0 + s8 * (q2 + s8 * q4));
     logf = (s + s) + s * q;
     corr = (u - (m - V4(1.0))) * *inv;
     return kf * V4(MTLM_LN2_HI) + (logf + (kf * V4(MTLM_LN2_LO) + corr));
