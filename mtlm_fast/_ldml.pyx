@@ -91,14 +91,16 @@ def ldml_grad(const float32_t[:, ::1] d, const int32_t[::1] ptr,
     cdef intp_t M = W.shape[0], F = W.shape[1]
     cdef intp_t m, f, r0, n
     cdef float64_t[:, ::1] work = np.empty((max(M, 1), mtlm_ldml_work_size(F)))
-    cdef const float32_t* dp = &d[0, 0] if d.shape[0] else NULL
+    # Raw pointers, NULL for empty arrays (no [0] index of an empty view).
+    cdef const float32_t* dp = &d[0, 0] if d.shape[0] and d.shape[1] else NULL
+    cdef const float64_t* wp = &W[0, 0] if M and F else NULL
     cdef const int32_t* pp = &pair[0] if pair.shape[0] else NULL
     cdef const int8_t* sp = &sign[0] if sign.shape[0] else NULL
     with nogil:
         for m in prange(M, schedule="dynamic", num_threads=n_threads):
             r0 = ptr[m]
             n = ptr[m + 1] - r0
-            mtlm_ldml_label(dp, F, pp + r0, sp + r0, n, &W[m, 0], bias[m],
+            mtlm_ldml_label(dp, F, pp + r0, sp + r0, n, wp + m * F, bias[m],
                             scale[m], &work[m, 0], &grad[m, 0], &loss[m])
         for f in range(F):
             grad_shared[f] = 0.0
