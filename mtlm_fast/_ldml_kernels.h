@@ -19,10 +19,13 @@
  *      included), accumulating the loss and the bias gradient lane-wise;
  *   3. g[1:] += c_r d[j_r], with the running sums in registers (two sets,
  *      even and odd pairs, to halve the dependency chains).
+ * The rows of a label's pairs are scattered over the pair store (cache
+ * misses), so pass 2, which touches no memory, prefetches the next block's.
  * A row of F floats is read as ceil(F / 4) chunks; for F >= 4 the last chunk
  * is the row's last 4 floats (it overlaps the one before when 4 does not
  * divide F; the overlapped lanes get weight 0 in pass 1 and are dropped in
- * pass 3), so no read goes past a row.
+ * pass 3), so no read goes past a row.  Labels with F < 4 take the scalar
+ * kernel at every level.
  *
  * Every sum of a label is taken in an order fixed by the label's own pairs
  * (lane = position mod 4, block by block), never by the thread that runs it,
