@@ -2,15 +2,77 @@
 
 The caller (``mtlm._ldml``) hands in validated CSR pair lists (indices into the
 pair store in range, signs +1/-1) and float64 weights.  Each label's sums are
-written by exactly one thread (parallel over labels); the shared sum is taken
-afterwards serially in label order, so the result does not depend on the
-number of threads.
+written by exactly one thread (parallel over labels), in an order fixed by the
+label's own pairs; the shared sum is taken afterwards serially in label order,
+so the result does not depend on the number of threads.
+
+The arithmetic lives in ``_ldml_kernels.h``: per block of a label's pairs, z
+for 4 pairs at a time, then a branch-free vectorised exp/log1p/sigmoid pass,
+then the gradient sums in registers; an AVX2 build of it is picked at run time
+on x86-64.  The "base" and "avx2" levels give the same bits; "scalar" (libm,
+for compilers without vector extensions) agrees to rounding.
 """
+import numpy as np
+
 from cython.parallel cimport prange
-from libc.math cimport exp, fabs, log1p
 from libc.stdint cimport int8_t
 
 from mtlm_fast._typedefs cimport intp_t, int32_t, float32_t, float64_t
+
+
+cdef extern from "_ldml_kernels.h" nogil:
+    int MTLM_LDML_SCALAR, MTLM_LDML_BASE, MTLM_LDML_AVX2
+    int mtlm_ldml_simd
+    int mtlm_ldml_simd_best()
+    int mtlm_ldml_simd_set(int level)
+    intp_t mtlm_ldml_work_size(intp_t F)
+    # Function pointers set by mtlm_ldml_simd_set.
+    void mtlm_ldml_label(const float32_t* d, intp_t F, const int32_t* pair,
+                         const int8_t* sign, intp_t n, const float64_t* w,
+                         float64_t bias, float64_t scale, float64_t* work,
+                         float64_t* g, float64_t* loss)
+    void mtlm_ldml_exp_log1p(const float64_t* x, intp_t n, float64_t* e,
+                             float64_t* l)
+
+
+_SIMD_NAMES = {MTLM_LDML_SCALAR: "scalar", MTLM_LDML_BASE: "base",
+               MTLM_LDML_AVX2: "avx2"}
+_SIMD_CODES = {name: code for code, name in _SIMD_NAMES.items()}
+mtlm_ldml_simd_set(mtlm_ldml_simd_best())
+
+
+def simd_level():
+    """Kernels in use: "avx2", "base" (portable SIMD) or "scalar" (libm)."""
+    return _SIMD_NAMES[mtlm_ldml_simd]
+
+
+def simd_levels():
+    """Levels this build can run on this CPU, slowest first."""
+    return [_SIMD_NAMES[c] for c in sorted(_SIMD_NAMES) if c <= mtlm_ldml_simd_best()]
+
+
+def _set_simd_level(name):
+    """Switch kernels (for tests and benchmarks; not thread-safe); returns the old."""
+    if name not in simd_levels():
+        raise ValueError(f"SIMD level {name!r} is not available; "
+                         f"choose from {simd_levels()}.")
+    old = simd_level()
+    mtlm_ldml_simd_set(_SIMD_CODES[name])
+    return old
+
+
+def _exp_log1p(const float64_t[::1] x):
+    """(exp(x), log1p(x)) by the kernels' own routines, for the tests.
+
+    Valid for x <= 0 (exp) and 0 <= x <= 1 (log1p) at the vector levels; the
+    scalar level is libm.
+    """
+    e = np.empty(x.shape[0])
+    lp = np.empty(x.shape[0])
+    cdef float64_t[::1] ev = e, lv = lp
+    if x.shape[0]:
+        mtlm_ldml_exp_log1p(&x[0], x.shape[0], &ev[0], &lv[0])
+    return e, lp
 
 
 def ldml_grad(const float32_t[:, ::1] d, const int32_t[::1] ptr,
@@ -27,36 +89,19 @@ def ldml_grad(const float32_t[:, ::1] d, const int32_t[::1] ptr,
     Shapes: d (P, F), W (M, F), grad (M, F + 1), grad_shared (F,).
     """
     cdef intp_t M = W.shape[0], F = W.shape[1]
-    cdef intp_t m, r, j, f
-    cdef float64_t z, c, s, acc, lm, e
+    cdef intp_t m, f, r0, n
+    cdef float64_t[:, ::1] work = np.empty((max(M, 1), mtlm_ldml_work_size(F)))
+    # Raw pointers, NULL for empty arrays (no [0] index of an empty view).
+    cdef const float32_t* dp = &d[0, 0] if d.shape[0] and d.shape[1] else NULL
+    cdef const float64_t* wp = &W[0, 0] if M and F else NULL
+    cdef const int32_t* pp = &pair[0] if pair.shape[0] else NULL
+    cdef const int8_t* sp = &sign[0] if sign.shape[0] else NULL
     with nogil:
         for m in prange(M, schedule="dynamic", num_threads=n_threads):
-            for f in range(F + 1):
-                grad[m, f] = 0.0
-            lm = 0.0
-            for r in range(ptr[m], ptr[m + 1]):
-                j = pair[r]
-                s = sign[r]
-                acc = 0.0
-                for f in range(F):
-                    acc = acc + W[m, f] * d[j, f]
-                z = s * (acc - bias[m])
-                # Stable forms sharing e = exp(-|z|):
-                # softplus(z) = max(z, 0) + log1p(e),
-                # sigmoid(z) = exp(min(z, 0)) / (1 + exp(-|z|)) = (e or 1) / (1 + e).
-                e = exp(-fabs(z))
-                if z > 0:
-                    lm = lm + z + log1p(e)
-                    c = s / (1.0 + e)
-                else:
-                    lm = lm + log1p(e)
-                    c = s * e / (1.0 + e)
-                grad[m, 0] = grad[m, 0] - c
-                for f in range(F):
-                    grad[m, f + 1] = grad[m, f + 1] + c * d[j, f]
-            loss[m] = scale[m] * lm
-            for f in range(F + 1):
-                grad[m, f] = scale[m] * grad[m, f]
+            r0 = ptr[m]
+            n = ptr[m + 1] - r0
+            mtlm_ldml_label(dp, F, pp + r0, sp + r0, n, wp + m * F, bias[m],
+                            scale[m], &work[m, 0], &grad[m, 0], &loss[m])
         for f in range(F):
             grad_shared[f] = 0.0
         for m in range(M):

@@ -1,5 +1,6 @@
 """LDML learner: K3 kernel, gradient, descent, edge cases (ALGORITHM.md 4.1-4.5)."""
 
+import contextlib
 import os
 import warnings
 
@@ -17,6 +18,17 @@ from mtlm_fast import _ldml
 
 LDML = ["mtlm-ldml", "local-ldml", "global-ldml"]
 COREL = "/work/shared/data/corel5k/corel5k_color10.npz"
+LEVELS = _ldml.simd_levels()
+VECTOR_LEVELS = [lv for lv in LEVELS if lv != "scalar"]
+
+
+@contextlib.contextmanager
+def simd(level):
+    old = _ldml._set_simd_level(level)
+    try:
+        yield
+    finally:
+        _ldml._set_simd_level(old)
 
 
 def _random_pairs(rng, n_pairs=300, F=5, M=7, empty=(3,)):
@@ -67,6 +79,117 @@ def test_kernel_extreme_margins_are_finite():
     # softplus(1e5 - 1e3) ~ 99000 and softplus(1e3) = 1e3 without overflow.
     assert_allclose(loss[0], 1e5 - 1e3 + 1e3, rtol=1e-12)
     assert np.isfinite(grad).all() and np.isfinite(gs).all()
+
+
+# F < 4 takes the scalar path at every level; 4 | F or not; F > 16 takes
+# more than one register slab in pass 3.
+@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("F", [1, 3, 4, 5, 10, 16, 19, 37])
+def test_every_simd_level_matches_reference(level, F, rng):
+    # Label sizes around the 128-pair blocks and the 4/8-pair groups.
+    d = (rng.random((400, F), dtype=np.float32) * 2).astype(np.float32)
+    counts = np.array([0, 1, 3, 4, 7, 8, 9, 127, 128, 129, 300, 517])
+    ptr = np.zeros(counts.size + 1, dtype=np.int32)
+    np.cumsum(counts, out=ptr[1:])
+    pair = rng.integers(0, d.shape[0], ptr[-1]).astype(np.int32)
+    sign = rng.choice(np.array([-1, 1], dtype=np.int8), ptr[-1])
+    M = counts.size
+    W = rng.random((M, F)) * 12 / F
+    bias = rng.random(M) * 10
+    scale = rng.random(M) + 0.5
+    ref = _reference.ldml_grad(d, ptr, pair, sign, W, bias, scale)
+    with simd(level):
+        out = {nt: _kernel(d, ptr, pair, sign, W, bias, scale, nt) for nt in (1, 2)}
+    for got, want in zip(out[1], ref):
+        assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    for a, b in zip(out[1], out[2]):
+        assert_array_equal(a, b)
+    assert out[1][1][0] == 0 and not out[1][0][0].any()
+
+
+@pytest.mark.skipif(len(VECTOR_LEVELS) < 2, reason="one vector level only")
+def test_vector_levels_give_the_same_bits(rng):
+    d, ptr, pair, sign = _random_pairs(rng, F=11)
+    M, F = ptr.size - 1, d.shape[1]
+    W, bias, scale = rng.random((M, F)), rng.random(M) * 5, rng.random(M) + 0.5
+    outs = []
+    for level in VECTOR_LEVELS:
+        with simd(level):
+            outs.append(_kernel(d, ptr, pair, sign, W, bias, scale, 1))
+    for other in outs[1:]:
+        for a, b in zip(outs[0], other):
+            assert_array_equal(a, b)
+
+
+def test_simd_level_switch():
+    assert _ldml.simd_level() == LEVELS[-1]  # the best one by default
+    with pytest.raises(ValueError, match="not available"):
+        _ldml._set_simd_level("avx512")
+
+
+def _ulps(a, b):
+    """Distance in representable doubles between non-negative a and b."""
+    return np.abs(a.view(np.int64) - b.view(np.int64))
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_exp_log1p_match_libm(level):
+    rng = np.random.default_rng(0)
+    tiny = np.finfo(np.float64).smallest_subnormal
+    # exp on x <= 0: 0, subnormal and tiny arguments, the reduction's
+    # boundaries (+-ln2/2), results that are subnormal (x < -708.4) or round
+    # to 0 (x < -745.13), and far beyond.
+    x = np.concatenate(
+        [
+            -rng.random(20000) * 750,
+            -rng.random(5000) * 0.7,
+            -np.logspace(-320, 5, 3000),
+            [0.0, -0.0, -tiny, -1e-300, -1e-17, -np.log(2) / 2],
+            [-np.log(2) * 1.5, -708.3, -708.4, -709.0, -744.0, -745.0, -745.13],
+            [-745.1332191019411, -745.14, -746.0, -1e5, -np.finfo(float).max],
+            [-np.inf],
+        ]
+    )
+    with simd(level):
+        e, _ = _ldml._exp_log1p(x)
+    assert np.isfinite(e).all()
+    assert _ulps(e, np.exp(x)).max() <= 1
+    # log1p on [0, 1]: 0, subnormals, below and at 2^-53, the range split at
+    # 1 + u = sqrt(2), and 1.
+    s1 = np.sqrt(2) - 1
+    u = np.concatenate(
+        [
+            rng.random(20000),
+            np.logspace(-320, 0, 3000),
+            [0.0, tiny, 1e-300, 2.0**-54, 2.0**-53, 2.0**-52, 1e-8, 1.0],
+            [s1, np.nextafter(s1, 0), np.nextafter(s1, 1)],
+        ]
+    )
+    with simd(level):
+        _, lp = _ldml._exp_log1p(u)
+    assert np.isfinite(lp).all()
+    assert _ulps(lp, np.log1p(u)).max() <= 2
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_kernel_extreme_margins_every_level(level):
+    # F = 4 so that the vector levels run: |z| from 0 to 1e5, on both sides.
+    F = 4
+    d = np.zeros((6, F), dtype=np.float32)
+    d[:, 0] = [1e4, 0.0, 1.0, 2.0, 800.0, 1e-30]
+    ptr = np.array([0, 12], dtype=np.int32)
+    pair = np.tile(np.arange(6, dtype=np.int32), 2)
+    sign = np.repeat(np.array([1, -1], dtype=np.int8), 6)
+    W = np.zeros((1, F))
+    W[0, 0] = 1.0
+    bias = np.array([2.0])
+    scale = np.ones(1)
+    ref = _reference.ldml_grad(d, ptr, pair, sign, W, bias, scale)
+    with simd(level):
+        got = _kernel(d, ptr, pair, sign, W, bias, scale, 1)
+    for g, r in zip(got, ref):
+        assert np.isfinite(g).all()
+        assert_allclose(g, r, rtol=1e-13, atol=1e-300)
 
 
 def _problem(rng, normalize_loss=False, M=6, F=4):
