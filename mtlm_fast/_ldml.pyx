@@ -21,9 +21,7 @@ from mtlm_fast._typedefs cimport intp_t, int32_t, float32_t, float64_t
 
 
 cdef extern from "_ldml_kernels.h" nogil:
-    int MTLM_LDML_SCALAR, MTLM_LDML_BASE, MTLM_LDML_AVX2
     int mtlm_ldml_simd
-    int mtlm_ldml_simd_best()
     int mtlm_ldml_simd_set(int level)
     intp_t mtlm_ldml_work_size(intp_t F)
     # Function pointers set by mtlm_ldml_simd_set.
@@ -35,30 +33,15 @@ cdef extern from "_ldml_kernels.h" nogil:
                              float64_t* l)
 
 
-_SIMD_NAMES = {MTLM_LDML_SCALAR: "scalar", MTLM_LDML_BASE: "base",
-               MTLM_LDML_AVX2: "avx2"}
-_SIMD_CODES = {name: code for code, name in _SIMD_NAMES.items()}
-mtlm_ldml_simd_set(mtlm_ldml_simd_best())
+cdef int _simd_current() noexcept:
+    return mtlm_ldml_simd
 
 
-def simd_level():
-    """Kernels in use: "avx2", "base" (portable SIMD) or "scalar" (libm)."""
-    return _SIMD_NAMES[mtlm_ldml_simd]
+cdef int _simd_use(int level) noexcept:
+    return mtlm_ldml_simd_set(level)
 
 
-def simd_levels():
-    """Levels this build can run on this CPU, slowest first."""
-    return [_SIMD_NAMES[c] for c in sorted(_SIMD_NAMES) if c <= mtlm_ldml_simd_best()]
-
-
-def _set_simd_level(name):
-    """Switch kernels (for tests and benchmarks; not thread-safe); returns the old."""
-    if name not in simd_levels():
-        raise ValueError(f"SIMD level {name!r} is not available; "
-                         f"choose from {simd_levels()}.")
-    old = simd_level()
-    mtlm_ldml_simd_set(_SIMD_CODES[name])
-    return old
+include "_simd_api.pxi"
 
 
 def _exp_log1p(const float64_t[::1] x):

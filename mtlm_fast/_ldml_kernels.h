@@ -101,23 +101,9 @@ static void mtlm_ldml_exp_log1p_scalar(const double *x, mtlm_intp n, double *e,
 
 /* ---- vector levels ------------------------------------------------------- */
 
-#if defined(__GNUC__) || defined(__clang__)
-#define MTLM_LDML_HAVE_VEC 1
-#else
-#define MTLM_LDML_HAVE_VEC 0
-#endif
+#include "_simd.h"
 
-#if MTLM_LDML_HAVE_VEC && defined(__x86_64__)
-#define MTLM_LDML_HAVE_AVX2 1
-#else
-#define MTLM_LDML_HAVE_AVX2 0
-#endif
-
-#if MTLM_LDML_HAVE_AVX2
-#include <immintrin.h>
-#endif
-
-#if MTLM_LDML_HAVE_VEC
+#if MTLM_HAVE_VEC
 /* The base level passes 32-byte vectors only between inlined functions. */
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wpsabi"
@@ -128,7 +114,7 @@ static void mtlm_ldml_exp_log1p_scalar(const double *x, mtlm_intp n, double *e,
 #undef TARGET
 #undef SFX
 #undef MTLM_LDML_AVX_CVT
-#if MTLM_LDML_HAVE_AVX2
+#if MTLM_HAVE_AVX2
 #define TARGET __attribute__((target("avx2")))
 #define SFX avx2
 #define MTLM_LDML_AVX_CVT 1
@@ -147,39 +133,27 @@ typedef void (*mtlm_ldml_label_t)(const float *, mtlm_intp, const int32_t *,
                                   double, double *, double *, double *);
 typedef void (*mtlm_ldml_exp_log1p_t)(const double *, mtlm_intp, double *, double *);
 
-enum { MTLM_LDML_SCALAR = 0, MTLM_LDML_BASE = 1, MTLM_LDML_AVX2 = 2 };
 static mtlm_ldml_label_t mtlm_ldml_label = mtlm_ldml_label_scalar;
 static mtlm_ldml_exp_log1p_t mtlm_ldml_exp_log1p = mtlm_ldml_exp_log1p_scalar;
-static int mtlm_ldml_simd = MTLM_LDML_SCALAR;
+static int mtlm_ldml_simd = MTLM_SIMD_SCALAR;
 
-/* Best level this build and this CPU support. */
-static int mtlm_ldml_simd_best(void)
-{
-#if MTLM_LDML_HAVE_AVX2
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2"))
-        return MTLM_LDML_AVX2;
-#endif
-    return MTLM_LDML_HAVE_VEC ? MTLM_LDML_BASE : MTLM_LDML_SCALAR;
-}
-
-/* Use the kernels of `level` (capped at mtlm_ldml_simd_best()); returns the
+/* Use the kernels of `level` (capped at mtlm_simd_best()); returns the
  * level now in use.  Not thread-safe: called at import, and by tests. */
 static int mtlm_ldml_simd_set(int level)
 {
-    int best = mtlm_ldml_simd_best();
+    int best = mtlm_simd_best();
     level = level < best ? level : best;
     level = level > 0 ? level : 0;
     mtlm_ldml_label = mtlm_ldml_label_scalar;
     mtlm_ldml_exp_log1p = mtlm_ldml_exp_log1p_scalar;
-#if MTLM_LDML_HAVE_VEC
-    if (level >= MTLM_LDML_BASE) {
+#if MTLM_HAVE_VEC
+    if (level >= MTLM_SIMD_BASE) {
         mtlm_ldml_label = mtlm_ldml_label_base;
         mtlm_ldml_exp_log1p = mtlm_ldml_exp_log1p_base;
     }
 #endif
-#if MTLM_LDML_HAVE_AVX2
-    if (level >= MTLM_LDML_AVX2) {
+#if MTLM_HAVE_AVX2
+    if (level >= MTLM_SIMD_AVX2) {
         mtlm_ldml_label = mtlm_ldml_label_avx2;
         mtlm_ldml_exp_log1p = mtlm_ldml_exp_log1p_avx2;
     }

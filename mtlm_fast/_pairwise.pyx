@@ -22,9 +22,7 @@ from mtlm_fast._typedefs cimport intp_t, float32_t
 
 cdef extern from "_pairwise_kernels.h" nogil:
     int MTLM_L1, MTLM_CHI2, MTLM_SQEUCLIDEAN, MTLM_L2, MTLM_MR
-    int MTLM_SIMD_SCALAR, MTLM_SIMD_BASE, MTLM_SIMD_AVX2
     int mtlm_simd
-    int mtlm_simd_best()
     int mtlm_simd_set(int level)
     intp_t mtlm_tile_rows(intp_t d, intp_t itemsize)
     intp_t mtlm_buf_elems(intp_t d, intp_t itemsize)
@@ -70,30 +68,16 @@ cdef inline int _threads_for(int n_threads, intp_t items, double work) noexcept:
         n = <intp_t>by_work
     return <int>max(n, 1)
 
-_SIMD_NAMES = {MTLM_SIMD_SCALAR: "scalar", MTLM_SIMD_BASE: "base",
-               MTLM_SIMD_AVX2: "avx2"}
-_SIMD_CODES = {name: code for code, name in _SIMD_NAMES.items()}
-mtlm_simd_set(mtlm_simd_best())
+
+cdef int _simd_current() noexcept:
+    return mtlm_simd
 
 
-def simd_level():
-    """Kernels in use: "avx2" (AVX2+FMA), "base" (portable SIMD) or "scalar"."""
-    return _SIMD_NAMES[mtlm_simd]
+cdef int _simd_use(int level) noexcept:
+    return mtlm_simd_set(level)
 
 
-def simd_levels():
-    """Levels this build can run on this CPU, slowest first."""
-    return [_SIMD_NAMES[c] for c in sorted(_SIMD_NAMES) if c <= mtlm_simd_best()]
-
-
-def _set_simd_level(name):
-    """Switch kernels (for tests and benchmarks; not thread-safe); returns the old."""
-    if name not in simd_levels():
-        raise ValueError(f"SIMD level {name!r} is not available; "
-                         f"choose from {simd_levels()}.")
-    old = simd_level()
-    mtlm_simd_set(_SIMD_CODES[name])
-    return old
+include "_simd_api.pxi"
 
 
 def pairwise_into(const floating[:, ::1] X, const floating[:, ::1] Z,

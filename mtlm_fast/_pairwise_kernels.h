@@ -65,18 +65,7 @@ static inline float mtlm_finish(double raw, int metric, double scale)
 
 /* ---- instantiations ------------------------------------------------------ */
 
-#if defined(__GNUC__) || defined(__clang__)
-#define MTLM_HAVE_VEC 1
-#else
-#define MTLM_HAVE_VEC 0
-#endif
-
-#if MTLM_HAVE_VEC && defined(__x86_64__)
-#define MTLM_HAVE_AVX2 1
-#include <immintrin.h>
-#else
-#define MTLM_HAVE_AVX2 0
-#endif
+#include "_simd.h"
 
 #define MTLM_TPL_SCALAR
 #define T float
@@ -171,23 +160,11 @@ typedef void (*mtlm_paired_f64_t)(const double *, const double *, const mtlm_int
                                   const mtlm_intp *, mtlm_intp, mtlm_intp, mtlm_intp, int,
                                   double, float *, mtlm_intp, double *);
 
-enum { MTLM_SIMD_SCALAR = 0, MTLM_SIMD_BASE = 1, MTLM_SIMD_AVX2 = 2 };
 static mtlm_rect_f32_t mtlm_rect_f32 = rect_f32_scalar;
 static mtlm_rect_f64_t mtlm_rect_f64 = rect_f64_scalar;
 static mtlm_paired_f32_t mtlm_paired_f32 = paired_f32_scalar;
 static mtlm_paired_f64_t mtlm_paired_f64 = paired_f64_scalar;
 static int mtlm_simd = MTLM_SIMD_SCALAR;
-
-/* Best level this build and this CPU support. */
-static int mtlm_simd_best(void)
-{
-#if MTLM_HAVE_AVX2
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-        return MTLM_SIMD_AVX2;
-#endif
-    return MTLM_HAVE_VEC ? MTLM_SIMD_BASE : MTLM_SIMD_SCALAR;
-}
 
 /* Use the kernels of `level` (capped at mtlm_simd_best()); returns the level
  * now in use.  Not thread-safe: called at import, and by tests. */

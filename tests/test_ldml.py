@@ -1,11 +1,11 @@
 """LDML learner: K3 kernel, gradient, descent, edge cases (ALGORITHM.md 4.1-4.5)."""
 
-import contextlib
 import os
 import warnings
 
 import numpy as np
 import pytest
+from _simd import simd as using_simd
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.exceptions import ConvergenceWarning
 
@@ -22,13 +22,8 @@ LEVELS = _ldml.simd_levels()
 VECTOR_LEVELS = [lv for lv in LEVELS if lv != "scalar"]
 
 
-@contextlib.contextmanager
 def simd(level):
-    old = _ldml._set_simd_level(level)
-    try:
-        yield
-    finally:
-        _ldml._set_simd_level(old)
+    return using_simd(_ldml, level)
 
 
 def _random_pairs(rng, n_pairs=300, F=5, M=7, empty=(3,)):
