@@ -7,7 +7,9 @@ with ``raw`` the denominator is dropped and the shift is undone.
 Per query, the pool positions of each label are listed once (from the rows of
 Y as label lists), so a numerator sums only over the pool members carrying
 its label, in pool order; the per-(label, tau) work is one pass of exp over
-the pool for the denominator.
+the pool for the denominator, done in C (``_vote_kernels.h``: our vector
+exp, with an AVX2 build picked at run time on x86-64; "base" and "avx2" give
+the same bits, "scalar" (libm) agrees to rounding).
 """
 import numpy as np
 
@@ -16,6 +18,25 @@ from libc.math cimport exp
 from libc.stdlib cimport free, malloc
 
 from mtlm_fast._typedefs cimport intp_t, int32_t, uint8_t, float32_t, float64_t
+
+
+cdef extern from "_vote_kernels.h" nogil:
+    int mtlm_vote_simd
+    int mtlm_vote_simd_set(int level)
+    # Function pointer set by mtlm_vote_simd_set.
+    float64_t mtlm_vote_weights(const float64_t* D, intp_t n, float64_t dmin,
+                                float64_t tau, float64_t* e)
+
+
+cdef int _simd_current() noexcept:
+    return mtlm_vote_simd
+
+
+cdef int _simd_use(int level) noexcept:
+    return mtlm_vote_simd_set(level)
+
+
+include "_simd_api.pxi"
 
 
 cdef void _distances(const float32_t[:, :, ::1] d, intp_t i, const float64_t* w,
@@ -97,18 +118,6 @@ cdef void _label_positions(const int32_t* pool, intp_t P, const intp_t[::1] lab_
             cur[m] += 1
 
 
-cdef float64_t _weights(const float64_t* D, intp_t P, float64_t dmin, float64_t tau,
-                        float64_t* e) noexcept nogil:
-    """e[j] = exp(-(D[j] - dmin) / tau); returns their sum."""
-    cdef intp_t j
-    cdef float64_t den = 0.0
-    for j in range(P):
-        e[j] = exp(-(D[j] - dmin) / tau)
-    for j in range(P):
-        den = den + e[j]
-    return den
-
-
 cdef float64_t _score(const float64_t* e, const int32_t* pos, intp_t lo, intp_t hi,
                       float64_t den, float64_t dmin, float64_t tau,
                       bint raw) noexcept nogil:
@@ -185,7 +194,7 @@ def pool_vote(const float32_t[:, :, ::1] d, const float64_t[:, ::1] W,
                 _distances(d, i, &W[0, 0], &pool[i, 0], P, D)
                 dmin = _min(D, P)
                 for t in range(T):
-                    den = _weights(D, P, dmin, taus[t], e)
+                    den = mtlm_vote_weights(D, P, dmin, taus[t], e)
                     for m in range(M):
                         out[t, i, m] = _score(e, pos, ptr[m], ptr[m + 1], den, dmin,
                                               taus[t], raw)
@@ -200,7 +209,7 @@ def pool_vote(const float32_t[:, :, ::1] d, const float64_t[:, ::1] W,
                     Dm = D + m * Pmax
                     dmin = _min(Dm, P)
                     for t in range(T):
-                        den = _weights(Dm, P, dmin, taus[t], e)
+                        den = mtlm_vote_weights(Dm, P, dmin, taus[t], e)
                         out[t, i, m] = _score(e, pos, ptr[m], ptr[m + 1], den, dmin,
                                               taus[t], raw)
         free(D)

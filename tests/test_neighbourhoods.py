@@ -2,12 +2,16 @@
 
 import numpy as np
 import pytest
+from _simd import simd
 from numpy.testing import assert_allclose, assert_array_equal
 
 from mtlm._neighbourhoods import LabelGroups, union_pool
 from mtlm._reference_core import group_knn as ref_group_knn
 from mtlm._reference_core import pool_vote as ref_pool_vote
 from mtlm_fast import _neighbours, _vote
+
+VOTE_LEVELS = _vote.simd_levels()
+VOTE_VECTOR_LEVELS = [lv for lv in VOTE_LEVELS if lv != "scalar"]
 
 
 def _problem(rng, b=9, n=60, F=4, M=6, dtype=np.float32, quantise=False):
@@ -69,27 +73,67 @@ def test_union_pool():
     assert_array_equal(pool[0, :2], [1, 3])
 
 
+def _run_vote(rng, shared, raw, F, n_threads, taus, k=3):
+    d, Y = _problem(rng, F=F)
+    M = Y.shape[1]
+    W = rng.random((1 if shared else M, d.shape[2]))
+    idx, _ = _run_group_knn(d, W, Y, k, np.full(d.shape[0], -1), n_threads)
+    pool, size = union_pool(idx)
+    out = np.empty((taus.size, d.shape[0], M))
+    _vote.pool_vote(
+        d, np.ascontiguousarray(W), pool, size, Y, taus, raw, out, n_threads
+    )
+    pools = [pool[i, : size[i]] for i in range(d.shape[0])]
+    return out, (d, W, pools, Y)
+
+
 @pytest.mark.parametrize("n_threads", [1, 2])
 @pytest.mark.parametrize("shared", [True, False])
 @pytest.mark.parametrize("raw", [False, True])
 @pytest.mark.parametrize("F", [4, 11, 70])  # 70: wider than the blocked path
 def test_pool_vote_matches_reference(rng, n_threads, shared, raw, F):
-    d, Y = _problem(rng, F=F)
-    M = Y.shape[1]
-    W = rng.random((1 if shared else M, d.shape[2]))
-    idx, _ = _run_group_knn(d, W, Y, 3, np.full(d.shape[0], -1), n_threads)
-    pool, size = union_pool(idx)
     taus = np.array([0.1, 1.0, 7.0])
-    out = np.empty((3, d.shape[0], M))
-    _vote.pool_vote(
-        d, np.ascontiguousarray(W), pool, size, Y, taus, raw, out, n_threads
-    )
-    pools = [pool[i, : size[i]] for i in range(d.shape[0])]
+    out, (d, W, pools, Y) = _run_vote(rng, shared, raw, F, n_threads, taus)
     for t, tau in enumerate(taus):
         assert_allclose(
             out[t], ref_pool_vote(d, W, pools, Y, tau, raw), rtol=1e-12, atol=1e-300
         )
     assert np.all(out[:, :, 0] == 0.0)  # the label without images never scores
+
+
+@pytest.mark.parametrize("level", VOTE_LEVELS)
+@pytest.mark.parametrize("k", [1, 2, 5])  # pools of odd and even sizes: lane tails
+def test_pool_vote_every_simd_level_matches_reference(rng, level, k):
+    taus = np.array([1e-3, 0.3, 50.0])  # deep into exp's range, and flat
+    with simd(_vote, level):
+        out, (d, W, pools, Y) = _run_vote(rng, False, False, 11, 2, taus, k=k)
+    # D's last-bit differences (summation order) are amplified by D / tau ~ 1e3.
+    for t, tau in enumerate(taus):
+        assert_allclose(
+            out[t], ref_pool_vote(d, W, pools, Y, tau, False), rtol=1e-11, atol=1e-300
+        )
+
+
+@pytest.mark.skipif(len(VOTE_VECTOR_LEVELS) < 2, reason="one vector level only")
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_pool_vote_vector_levels_give_the_same_bits(global_random_seed, n_threads):
+    taus = np.array([0.01, 0.5, 4.0])
+    outs = []
+    for level in VOTE_VECTOR_LEVELS:
+        with simd(_vote, level):
+            rng = np.random.default_rng(global_random_seed)
+            outs.append(_run_vote(rng, False, True, 11, n_threads, taus)[0])
+    for other in outs[1:]:
+        assert_array_equal(outs[0], other)
+
+
+def test_vote_simd_level_switch():
+    assert _vote.simd_level() == VOTE_LEVELS[-1]  # the best one by default
+    with pytest.raises(ValueError, match="not available"):
+        _vote._set_simd_level("avx512")
+    with simd(_vote, "scalar"):
+        assert _vote.simd_level() == "scalar"
+    assert _vote.simd_level() == VOTE_LEVELS[-1]
 
 
 def test_vote_hand_computed():
