@@ -19,18 +19,19 @@ warnings.simplefilter("ignore")
 
 
 def bounds_checks_are_on():
-    X = np.ones((2, 2))
-    out = np.empty((1, 1), np.float32)
+    # An output one label too narrow: only the bounds check stops the write.
+    # (The C kernels of _pairwise and _ldml take raw pointers, so the probe
+    # goes through a kernel that indexes memoryviews in its own loop.)
     try:
-        _pairwise.paired_into(
-            X,
-            X,
-            np.array([5], np.intp),
-            np.array([0], np.intp),
-            out,
-            0,
-            _pairwise.L1,
-            1.0,
+        _vote.pool_vote(
+            np.zeros((1, 1, 1), np.float32),
+            np.ones((1, 1)),
+            np.zeros((1, 1), np.int32),
+            np.zeros(1, np.intp),
+            np.zeros((1, 2), np.uint8),
+            np.array([1.0]),
+            False,
+            np.empty((1, 1, 1)),
             1,
         )
     except IndexError:
