@@ -9,6 +9,7 @@ Slow (a full compile): run with ``pytest -m slow``.
 
 import os
 import shutil
+import site
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +24,23 @@ def _run(cmd, **kw):
     res = subprocess.run(cmd, capture_output=True, text=True, **kw)
     assert res.returncode == 0, f"{cmd}\n{res.stdout[-4000:]}\n{res.stderr[-4000:]}"
     return res
+
+
+def _see_our_site_packages(py):
+    """Let the venv of ``py`` import this environment's numpy, scipy, sklearn.
+
+    Not by ``--system-site-packages``: when this environment is itself a venv,
+    that flag would show the base interpreter's packages instead.  The lines of
+    a .pth file are plain path entries, so the editable-install hook of this
+    checkout (itself a .pth in our site-packages) does not run there.
+    """
+    res = _run(
+        [str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]
+    )
+    ours = [p for p in site.getsitepackages() if Path(p).is_dir()]
+    Path(res.stdout.strip(), "_outer_site_packages.pth").write_text(
+        "\n".join(ours) + "\n"
+    )
 
 
 @pytest.mark.slow
@@ -45,8 +63,9 @@ def test_kernels_under_bounds_checks(tmp_path):
         ]
     )
     venv = tmp_path / "venv"
-    _run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)])
+    _run([sys.executable, "-m", "venv", str(venv)])
     py = venv / "bin" / "python"
+    _see_our_site_packages(py)
     (wheel,) = wheels.glob("mtlm-*.whl")
     _run(
         [str(py), "-m", "pip", "install", "--no-deps", "--force-reinstall", str(wheel)]
