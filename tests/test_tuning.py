@@ -253,3 +253,22 @@ def test_searched_points_that_stop_at_max_iter_are_recorded():
         est.tune(X, Y, {"gamma_label": [1.0, 10.0]})
     assert not est.tune_results_["converged"].any()
     assert_array_equal(est.tune_results_["n_iter"], [2, 2])
+
+
+def test_refit_false_records_the_search_and_leaves_the_estimator_unfitted():
+    from sklearn.exceptions import NotFittedError
+
+    X, Y, Xt, _ = _data(2)
+    grid = {"gamma_label": [1.0, 1000.0], "k": [2, 4]}
+    full = MTLMAnnotator("mtlm-ldml", max_iter=30, random_state=0).tune(X, Y, grid)
+    est = MTLMAnnotator("mtlm-ldml", max_iter=30, random_state=0).fit(X, Y)
+    assert est.tune(X, Y, grid, refit=False) is est
+    assert_array_equal(est.tune_results_["score"], full.tune_results_["score"])
+    assert est.best_params_ == full.best_params_
+    assert est.get_params()["k"] == full.best_params_["k"]
+    # the earlier fit is forgotten: its weights belong to other parameters
+    assert not hasattr(est, "weights_shared_") and not hasattr(est, "_groups")
+    with pytest.raises(NotFittedError):
+        est.predict(Xt)
+    with pytest.raises(ValueError, match="refit must be a bool"):
+        est.tune(X, Y, grid, refit="yes")

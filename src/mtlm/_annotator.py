@@ -370,6 +370,7 @@ class MTLMAnnotator(BaseEstimator):
         holdout=0.1,
         scoring="f1",
         random_state=None,
+        refit=True,
     ):
         """Choose parameters on a hold-out part of the training set, then fit.
 
@@ -411,11 +412,17 @@ class MTLMAnnotator(BaseEstimator):
             grid point.
         random_state : int, RandomState or None, default=None
             Seed of the split; None uses the estimator's ``random_state``.
+        refit : bool, default=True
+            Fit on all of ``X`` with the best parameters. False only records
+            the search (and sets the best parameters): the estimator is left
+            unfitted, any earlier fit forgotten, e.g. to repeat the search over
+            several splits cheaply.
 
         Returns
         -------
         self : MTLMAnnotator
-            Fitted on all of ``X`` with the best parameters.
+            Fitted on all of ``X`` with the best parameters (unless
+            ``refit=False``).
 
         Raises
         ------
@@ -471,6 +478,7 @@ class MTLMAnnotator(BaseEstimator):
             holdout=holdout,
             scoring=scoring,
             random_state=random_state,
+            refit=refit,
         )
 
     def _set_training_data(self, bd, blocks, Y, prepared=None):

@@ -243,12 +243,24 @@ def _visit_order(contexts):
 
 
 # -- the search ------------------------------------------------------------------
-def tune(est, X, y, param_grid=None, *, holdout=0.1, scoring="f1", random_state=None):
+def tune(
+    est,
+    X,
+    y,
+    param_grid=None,
+    *,
+    holdout=0.1,
+    scoring="f1",
+    random_state=None,
+    refit=True,
+):
     """Hold-out search; see :meth:`mtlm.MTLMAnnotator.tune`.  Returns ``est``."""
     from mtlm._annotator import equal_weights
 
     est._validate_params()
     check_choice(scoring, "scoring", tuple(SCORINGS))
+    if not isinstance(refit, (bool, np.bool_)):
+        raise ValueError(f"refit must be a bool, got {refit!r}.")
     blocks, names, diagonal = check_feature_blocks(X, "X")
     n = blocks[0].shape[0]
     Y = check_label_matrix(y, n, "y", allow_empty=False)
@@ -354,14 +366,17 @@ def tune(est, X, y, param_grid=None, *, holdout=0.1, scoring="f1", random_state=
     best = int(results["rank"].argmin())  # rank 1; ties to the first grid point
     est.set_params(**points[best])
     logger.info(
-        "tune %s: best %s (hold-out %s %.3f); refitting on all %d images",
+        "tune %s: best %s (hold-out %s %.3f)%s",
         est.method,
         points[best],
         scoring,
         results["score"][best],
-        n,
+        f"; refitting on all {n} images" if refit else "",
     )
-    est.fit(X, y)
+    if refit:
+        est.fit(X, y)
+    else:
+        _forget_fit(est)
     est.tune_results_ = results
     est.best_index_ = best
     est.best_params_ = dict(points[best])
@@ -370,6 +385,13 @@ def tune(est, X, y, param_grid=None, *, holdout=0.1, scoring="f1", random_state=
     est.tune_holdout_indices_ = hold_rows
     est.tune_time_ = search_time
     return est
+
+
+def _forget_fit(est):
+    """Drop what an earlier fit left on ``est``: it no longer matches its params."""
+    private = ("_train_blocks", "_train_blocks_raw", "_groups")
+    for name in [a for a in vars(est) if a.endswith("_") or a in private]:
+        delattr(est, name)
 
 
 def _point_params(est, points):
