@@ -404,3 +404,16 @@ def test_vote_scale_label_equalises_label_scales():
     est.weights_label_ = c[:, None] * w
     est.set_params(vote_scale="none")
     assert not np.allclose(est.decision_function(X), scaled)
+
+
+@pytest.mark.parametrize("method", ["jec", "global-ldml"])
+def test_vote_scale_has_no_effect_with_one_shared_metric(method):
+    rng = np.random.default_rng(5)
+    X, Y = _synthetic(rng)
+    est = MTLMAnnotator(method, k=2, max_iter=5, tau=0.3, vote_scale="label")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X, Y)
+    scaled = est.decision_function(X)
+    est.set_params(vote_scale="none")
+    assert_array_equal(est.decision_function(X), scaled)
