@@ -417,3 +417,41 @@ def test_vote_scale_has_no_effect_with_one_shared_metric(method):
     scaled = est.decision_function(X)
     est.set_params(vote_scale="none")
     assert_array_equal(est.decision_function(X), scaled)
+
+
+def test_a_metric_regularised_to_zero_warns_and_votes_finitely():
+    # label 0 on every image, gamma_label=30 pulls the global task's bias and
+    # the projection leaves every weight at exactly 0: every distance is 0.
+    # tau="auto" scaled its grid by sum(w) = 0 and gave NaN scores.
+    rng = np.random.default_rng(0)
+    X = {"a": rng.random((30, 3)), "b": rng.random((30, 2))}
+    Y = np.ones((30, 3), np.uint8)
+    Y[:, 1:] = rng.random((30, 2)) < 0.5
+    est = MTLMAnnotator("global-ldml", k=2, max_iter=50, gamma_label=30.0, n_tune=30)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        with pytest.warns(RuntimeWarning, match="LDML drove the shared metric to zero"):
+            est.fit(X, Y)
+    assert not est.weights_shared_.any()
+    assert np.isfinite(est.tau_) and est.tau_ > 0
+    scores = est.decision_function(X)
+    # all distances 0: every pool image votes alike, whatever tau
+    est.set_params(tau=123.0)
+    est._choose_tau(1)
+    assert_allclose(est.decision_function(X), scores, rtol=1e-12)
+    assert np.all(np.isfinite(scores))
+
+
+@pytest.mark.parametrize("method", ["mtlm-ldml", "local-ldml", "mtlm-lmnn"])
+def test_auto_tau_survives_all_zero_label_metrics(method):
+    rng = np.random.default_rng(6)
+    X, Y = _synthetic(rng)
+    est = MTLMAnnotator(method, k=2, max_iter=5, n_tune=30, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X, Y)
+    est.weights_shared_ = np.zeros_like(est.weights_shared_)
+    est.weights_label_ = np.zeros_like(est.weights_label_)
+    est._choose_tau(1)
+    assert np.isfinite(est.tau_) and est.tau_ > 0
+    assert np.all(np.isfinite(est.decision_function(X)))

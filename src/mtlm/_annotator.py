@@ -554,8 +554,10 @@ class MTLMAnnotator(BaseEstimator):
         rng = check_random_state(self.random_state)
         sample = np.sort(rng.choice(n, size=min(n, self.n_tune), replace=False))
         Pq = [b[sample] for b in self._train_blocks]
-        # Normalised base distances have mean ~1, so sum(w) is the typical D.
+        # Normalised base distances have mean ~1, so sum(w) is the typical D;
+        # an all-zero metric (every distance 0) votes the same for any tau.
         scale = float(np.mean(W.sum(axis=1)))
+        scale = scale if scale > 0 else 1.0
         grid = scale * np.geomspace(0.005, 2.0, 16)
         scores = self._scores(Pq, grid, n_threads, exclude=sample)
         Y = self.Y_train_[sample]

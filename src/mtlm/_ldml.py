@@ -394,12 +394,32 @@ def learn_ldml(est, cons, n_threads):
     if image_level:
         # One metric for every label; the task's bias plays no part in the vote.
         b = bias[0] if bias.size else 0.0
+        _warn_zero_metrics(ws[None, :])
         return LearnedMetric(ws, np.zeros((M, F)), np.full(M, b), n_iter, trace)
     W_label = np.zeros((M, F)) if shared else np.full((M, F), 1.0 / F)
     B = np.zeros(M)
     W_label[problem.tasks] = wl
     B[problem.tasks] = bias
+    _warn_zero_metrics(ws[None, :] + W_label)
     return LearnedMetric(ws, W_label, B, n_iter, trace)
+
+
+def _warn_zero_metrics(W):
+    """Warn when the regularisation drove a metric to zero (its votes are flat)."""
+    dead = np.flatnonzero(W.sum(axis=1) <= 0.0)
+    if dead.size == 0:
+        return
+    what = (
+        "the shared metric"
+        if W.shape[0] == 1
+        else f"the metric of {dead.size} label(s) (first: {dead[:5].tolist()})"
+    )
+    warnings.warn(
+        f"LDML drove {what} to zero: every training image is at distance 0 and "
+        "votes equally; lower gamma_shared / gamma_label.",
+        RuntimeWarning,
+        stacklevel=4,
+    )
 
 
 def fit_ldml(est, n_threads):
