@@ -14,6 +14,7 @@ from mtlm._annotator import MTLMAnnotator
 from mtlm._constraints import Constraints
 from mtlm._ldml import LDMLProblem, ldml_gradient, ldml_objective, solve_ldml
 from mtlm._pairstore import PairStore
+from mtlm.metrics import annotation_scores
 from mtlm_fast import _ldml
 
 LDML = ["mtlm-ldml", "local-ldml", "global-ldml"]
@@ -455,3 +456,59 @@ def test_auto_tau_survives_all_zero_label_metrics(method):
     est._choose_tau(1)
     assert np.isfinite(est.tau_) and est.tau_ > 0
     assert np.all(np.isfinite(est.decision_function(X)))
+
+
+@pytest.mark.parametrize("method", ["mtlm-ldml", "global-ldml", "mtlm-lmnn"])
+def test_held_out_tau_is_the_best_relative_tau_of_a_fit_without_the_held_out(method):
+    # Replayed with the public API: with normalize="none" the base distances
+    # do not depend on the images, so a plain fit on the other images learns
+    # exactly the metric the tau choice learns internally.
+    rng = np.random.default_rng(7)
+    X, Y = _synthetic(rng, n=100)
+    params = dict(k=2, max_iter=30, normalize="none", n_tune=15, random_state=3)
+    params["tau_select"] = "held-out"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est = MTLMAnnotator(method, **params).fit(X, Y)
+        n = Y.shape[0]
+        hold = np.sort(np.random.RandomState(3).choice(n, 15, replace=False))
+        rest = np.setdiff1d(np.arange(n), hold)
+        sub = MTLMAnnotator(method, tau=1.0, **params)
+        sub.fit({f: b[rest] for f, b in X.items()}, Y[rest])
+    relative = np.geomspace(0.005, 2.0, 16)
+    sub_scale = (sub.weights_shared_ + sub.weights_label_).sum(axis=1).mean()
+    if not sub.weights_label_.any():
+        sub_scale = sub.weights_shared_.sum()
+    f1 = []
+    for t in sub_scale * relative:
+        sub.tau_ = t  # the fitted temperature (set_params changes only tau)
+        pred = sub.predict({f: b[hold] for f, b in X.items()})
+        f1.append(annotation_scores(Y[hold], pred)["F1"])
+    assert_allclose(est.tau_scores_, f1, rtol=0, atol=1e-12)
+    W = est.weights_shared_[None, :] + est.weights_label_
+    scale = W.sum(axis=1).mean() if est.weights_label_.any() else W[0].sum()
+    assert est.tau_ == pytest.approx(scale * relative[int(np.argmax(f1))], rel=1e-12)
+
+
+def test_held_out_tau_falls_back_to_leave_self_out_on_tiny_data():
+    rng = np.random.default_rng(8)
+    X, Y = _synthetic(rng, n=4, M=2)
+    Y[:, 0] = 1
+    kw = dict(k=1, max_iter=5, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = MTLMAnnotator("mtlm-ldml", tau_select="held-out", **kw)
+        a.fit(X, Y)  # 4 // 5 = 0 images to hold out
+        b = MTLMAnnotator("mtlm-ldml", tau_select="leave-self-out", **kw).fit(X, Y)
+    assert a.tau_ == b.tau_ and np.isfinite(a.tau_)
+    assert_array_equal(a.tau_scores_, b.tau_scores_)
+
+
+def test_jec_ignores_tau_select():
+    rng = np.random.default_rng(9)
+    X, Y = _synthetic(rng)
+    a = MTLMAnnotator("jec", random_state=0, n_tune=40).fit(X, Y)
+    b = MTLMAnnotator("jec", random_state=0, n_tune=40, tau_select="held-out")
+    b.fit(X, Y)
+    assert a.tau_ == b.tau_
+    assert_array_equal(a.tau_scores_, b.tau_scores_)

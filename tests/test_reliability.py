@@ -167,6 +167,7 @@ def test_score_rejects_bad_labels(fitted):
         ({"n_labels": 1.0}, "n_labels must be an int"),
         ({"n_labels": -1}, "n_labels must be >= 1"),
         ({"n_tune": 0}, "n_tune must be >= 1"),
+        ({"tau_select": "test"}, "tau_select must be one of"),
         ({"tau": float("nan")}, "tau must be finite"),
         ({"method": None}, "method must be one of"),
         ({"method": "LMNN"}, "method must be one of"),

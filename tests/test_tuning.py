@@ -145,6 +145,18 @@ def test_base_distances_and_constraints_are_built_once_per_split(monkeypatch):
     assert counts == {"_fit_blocks": 3, "ldml_constraints": 3, "learn_ldml": 5}
 
 
+def test_held_out_tau_learns_one_more_metric_per_tau_choice(monkeypatch):
+    X, Y, _, _ = _data(3)
+    counts = {}
+    _counting(monkeypatch, mtlm._ldml, "ldml_constraints", counts)
+    _counting(monkeypatch, mtlm._ldml, "learn_ldml", counts)
+    est = MTLMAnnotator("mtlm-ldml", max_iter=20, random_state=0, tau_select="held-out")
+    est.tune(X, Y, {"gamma_label": [1.0, 10.0]})
+    # search: 1 set + 2 solves, and per point 1 set + 1 solve for its tau;
+    # refit: the same again
+    assert counts == {"ldml_constraints": 1 + 2 + 2, "learn_ldml": 2 + 2 + 2}
+
+
 def test_lmnn_reuses_triplets_and_metrics_across_vote_parameters(monkeypatch):
     X, Y, _, _ = _data(4)
     counts = {}

@@ -18,7 +18,7 @@ Work shared between grid points of one split:
   regularisation, ``mu``, ``margin`` or the solver settings reuse them;
 * the learned metric, across points that differ only in parameters used
   after learning (``k`` when the constraints do not use it, ``tau``, ``vote``,
-  ``vote_scale``, ``n_tune``).
+  ``vote_scale``, ``n_tune``, ``tau_select``).
 
 Grid points are visited grouped by those keys, so at most one constraint set
 is held at a time; results are reported in grid order.
@@ -79,7 +79,7 @@ _NOT_SEARCHED = (
 
 #: Parameters used only after learning (pool and vote); the constraint key
 #: covers ``k`` where the constraints use it.
-_VOTE_ONLY = ("k", "tau", "vote", "vote_scale", "n_tune")
+_VOTE_ONLY = ("k", "tau", "vote", "vote_scale", "n_tune", "tau_select")
 
 
 def default_grid(method):
