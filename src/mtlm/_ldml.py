@@ -418,7 +418,7 @@ def _warn_zero_metrics(W):
         f"LDML drove {what} to zero: every training image is at distance 0 and "
         "votes equally; lower gamma_shared / gamma_label.",
         RuntimeWarning,
-        stacklevel=4,
+        stacklevel=6,  # the line calling MTLMAnnotator.fit
     )
 
 
