@@ -109,3 +109,78 @@ def test_label_names_length_checked(rng, tmp_path):
     with pytest.raises(ValueError, match="label_names has 2 names for 4 labels"):
         est.save(tmp_path / "m.npz", label_names=["a", "b"])
     assert mtlm.load_model is load_model
+
+
+def _edited(rng, tmp_path, edit):
+    """Save a model, change its arrays / metadata with ``edit``, write it back."""
+    est, _ = _fitted(rng)
+    path = est.save(tmp_path / "m.npz", label_names=["w", "x", "y", "z"])
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(str(arrays["meta"]))
+    edit(arrays, meta)
+    arrays["meta"] = np.array(json.dumps(meta))
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, **arrays)
+    return bad
+
+
+def _set_array(key, value):
+    def edit(arrays, meta):
+        arrays[key] = value(arrays[key]) if callable(value) else value
+
+    return edit
+
+
+def _set_meta(key, value, sub=None):
+    def edit(arrays, meta):
+        (meta[sub] if sub else meta)[key] = value
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        (_set_array("weights_shared", lambda a: np.full_like(a, np.nan)), "NaN"),
+        (_set_array("weights_shared", np.ones(1)), r"weights_shared must be of shape"),
+        (_set_array("weights_label", lambda a: -np.ones_like(a)), "must be >= 0"),
+        (_set_array("bias", np.zeros(7)), r"bias must be of shape \(4,\)"),
+        (_set_array("scales", lambda a: -a), "scales must be > 0"),
+        (_set_array("X_train_0", lambda a: np.full_like(a, np.nan)), "NaN"),
+        (_set_array("X_train_0", lambda a: a.astype(str)), "X_train"),
+        (_set_array("X_train_1", lambda a: a[:, :2]), "X_train"),
+        (_set_array("Y_train", lambda a: a[:5]), "Y_train has 5 rows"),
+        (_set_array("Y_train", lambda a: 2 * a), "Y_train"),
+        (_set_array("objective", np.array(["x"])), "objective must be numeric"),
+        (_set_meta("k", 0, "params"), "k must be >= 1"),
+        (_set_meta("method", "foo", "params"), "method"),
+        (_set_meta("nope", 1, "params"), "nope"),
+        (_set_meta("tau", -1.0), "tau"),
+        (_set_meta("tau", "x"), "tau"),
+        (_set_meta("n_iter", -2), "n_iter"),
+        (_set_meta("metrics", ["l1"]), "one entry per block"),
+        (_set_meta("metrics", ["l1", "cosine"]), "metric must be one of"),
+        (_set_meta("dims", [5, 0]), "dims"),
+        (_set_meta("label_names", ["w"]), "label_names"),
+        (_set_meta("diagonal", "no"), "diagonal"),
+    ],
+)
+def test_edited_model_files_raise_naming_the_problem(rng, tmp_path, edit, match):
+    bad = _edited(rng, tmp_path, edit)
+    with pytest.raises(ValueError, match=match) as info:
+        load_model(bad)
+    assert str(bad) in str(info.value)
+
+
+def test_a_npy_file_is_not_a_model(tmp_path):
+    np.save(tmp_path / "x.npy", np.zeros(3))
+    with pytest.raises(ValueError, match="x.npy is not a readable mtlm model file"):
+        load_model(tmp_path / "x.npy")
+
+
+def test_save_to_a_folder_raises(rng, tmp_path):
+    est, _ = _fitted(rng)
+    with pytest.raises(ValueError, match="is a folder; give a file name"):
+        est.save(tmp_path)
+    assert not list(tmp_path.iterdir())

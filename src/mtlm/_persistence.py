@@ -95,6 +95,8 @@ def save_model(est, path, *, label_names=None, info=None):
     for i, block in enumerate(est._train_blocks_raw):
         arrays[f"X_train_{i}"] = block
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise ValueError(f"path {path} is a folder; give a file name, e.g. model.npz.")
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".mtlm-", suffix=".npz.tmp", dir=folder)
     try:
@@ -110,12 +112,106 @@ def save_model(est, path, *, label_names=None, info=None):
 
 def _read(path):
     try:
-        with np.load(path, allow_pickle=False) as z:
+        z = np.load(path, allow_pickle=False)
+        if not isinstance(z, np.lib.npyio.NpzFile):
+            raise ValueError("a single .npy array, not an .npz archive")
+        with z:
             return {k: z[k] for k in z.files}
     except FileNotFoundError:
         raise
     except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as exc:
         raise ValueError(f"{path} is not a readable mtlm model file ({exc}).") from exc
+
+
+def _restore(meta, arrays):
+    """Check every saved piece against the others; (est, bd, blocks, fitted).
+
+    A file that passes the CRC but was written by something else (or edited)
+    must not load into a model that answers silently wrong.
+    """
+    from mtlm._annotator import METHODS, MTLMAnnotator
+    from mtlm._distances import METRICS, BaseDistances
+    from mtlm._validation import (
+        check_choice,
+        check_float,
+        check_int,
+        check_label_matrix,
+    )
+
+    names, metrics, dims = meta["feature_names"], meta["metrics"], meta["dims"]
+    diagonal = meta["diagonal"]
+    if not isinstance(diagonal, bool):
+        raise ValueError(f"meta 'diagonal' must be true or false, got {diagonal!r}.")
+    for key, value in (("feature_names", names), ("metrics", metrics), ("dims", dims)):
+        if not isinstance(value, list) or not value or len(value) != len(names):
+            raise ValueError(f"meta {key!r} must be a list with one entry per block.")
+    if not all(isinstance(f, str) for f in names) or len(set(names)) != len(names):
+        raise ValueError("meta 'feature_names' must be distinct strings.")
+    if diagonal and len(names) != 1:
+        raise ValueError("a diagonal model has exactly one feature block.")
+    for m in metrics:  # diagonal mode has its own "sqdiff"
+        check_choice(m, "meta metric", ("sqdiff",) if diagonal else METRICS)
+    for d in dims:
+        check_int(d, "meta dims", low=1)
+    params = meta["params"]
+    if not isinstance(params, dict):
+        raise ValueError("meta 'params' must be a mapping.")
+    check_choice(params.get("method"), "params 'method'", METHODS)
+    est = MTLMAnnotator().set_params(**params)
+    est._validate_params()
+    tau = check_float(meta["tau"], "meta 'tau'", low=0.0, low_open=True)
+    n_iter = check_int(meta["n_iter"], "meta 'n_iter'", low=0)
+
+    bd = BaseDistances(
+        metrics=None if diagonal else dict(zip(names, metrics)),
+        normalize=meta["normalize"],
+    )
+    blocks = [arrays[f"X_train_{i}"] for i in range(len(names))]
+    bd.feature_names_ = list(names)
+    bd.metrics_ = list(metrics)
+    bd.dims_ = list(dims)
+    bd.diagonal_ = diagonal
+    bd.n_base_ = dims[0] if diagonal else len(names)
+    F = bd.n_base_
+    bd.scales_ = _weights(arrays["scales"], "scales", (F,), positive=True)
+    X = blocks[0] if diagonal else dict(zip(names, blocks))
+    bd.check(X, "X_train")  # numeric, finite, widths, non-negative histograms
+    n = blocks[0].shape[0]
+    Y = check_label_matrix(arrays["Y_train"], n, "Y_train", allow_empty=False)
+    M = Y.shape[1]
+    label_names = meta.get("label_names")
+    if label_names is not None and (
+        not isinstance(label_names, list) or len(label_names) != M
+    ):
+        raise ValueError(f"meta 'label_names' must be a list of {M} names.")
+    fitted = (
+        Y,
+        _weights(arrays["weights_shared"], "weights_shared", (F,)),
+        _weights(arrays["weights_label"], "weights_label", (M, F)),
+        _weights(arrays["bias"], "bias", (M,), signed=True),
+        n_iter,
+        _weights(arrays["objective"], "objective", None, signed=True),
+        tau,
+    )
+    return est, bd, blocks, fitted
+
+
+def _weights(value, name, shape, *, signed=False, positive=False):
+    """A finite float64 array of ``shape`` (any 1-D when None), >= 0 unless signed."""
+    a = np.asarray(value)
+    if a.dtype.kind not in "fiu":
+        raise ValueError(f"{name} must be numeric, got dtype {a.dtype}.")
+    a = a.astype(np.float64)
+    if (shape is None and a.ndim != 1) or (shape is not None and a.shape != shape):
+        want = "1-D" if shape is None else f"of shape {shape}"
+        raise ValueError(f"{name} must be {want}, got shape {a.shape}.")
+    if not np.isfinite(a).all():
+        raise ValueError(f"{name} contains NaN or infinite values.")
+    if positive and (a <= 0).any():
+        raise ValueError(f"{name} must be > 0.")
+    if not signed and (a < 0).any():
+        raise ValueError(f"{name} must be >= 0.")
+    return a
 
 
 def load_model(path):
@@ -132,9 +228,6 @@ def load_model(path):
         ``est.label_names_`` holds the saved label names (or None) and
         ``est.model_info_`` the saved ``info``.
     """
-    from mtlm._annotator import MTLMAnnotator
-    from mtlm._distances import BaseDistances
-
     arrays = _read(path)
     if "meta" not in arrays:
         raise ValueError(f"{path} is not an mtlm model file (no metadata).")
@@ -152,36 +245,20 @@ def load_model(path):
             f"{path} has model format version {version}; this mtlm reads versions up "
             f"to {FORMAT_VERSION}: upgrade mtlm."
         )
-    names = meta["feature_names"]
+    names = meta.get("feature_names")
     needed = ["weights_shared", "weights_label", "bias", "scales", "Y_train"]
-    needed += [f"X_train_{i}" for i in range(len(names))]
+    needed += [
+        f"X_train_{i}" for i in range(len(names) if isinstance(names, list) else 0)
+    ]
     missing = [k for k in needed if k not in arrays]
     if missing:
         raise ValueError(f"{path} is an incomplete model file: missing {missing}.")
-
-    est = MTLMAnnotator().set_params(**meta["params"])
-    bd = BaseDistances(
-        metrics=dict(zip(names, meta["metrics"])) if not meta["diagonal"] else None,
-        normalize=meta["normalize"],
-    )
-    blocks = [arrays[f"X_train_{i}"] for i in range(len(names))]
-    bd.feature_names_ = list(names)
-    bd.metrics_ = list(meta["metrics"])
-    bd.dims_ = list(meta["dims"])
-    bd.diagonal_ = bool(meta["diagonal"])
-    bd.n_base_ = blocks[0].shape[1] if bd.diagonal_ else len(names)
-    bd.scales_ = arrays["scales"]
-    est._set_fitted(
-        bd,
-        blocks,
-        arrays["Y_train"],
-        arrays["weights_shared"],
-        arrays["weights_label"],
-        arrays["bias"],
-        int(meta["n_iter"]),
-        arrays["objective"],
-        float(meta["tau"]),
-    )
+    try:
+        est, bd, blocks, fitted = _restore(meta, arrays)
+    except (ValueError, TypeError, KeyError) as exc:
+        detail = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
+        raise ValueError(f"{path} is not a valid mtlm model file: {detail}") from exc
+    est._set_fitted(bd, blocks, *fitted)
     est.label_names_ = meta.get("label_names")
     est.model_info_ = meta.get("info", {})
     return est
