@@ -180,3 +180,48 @@ def test_tune_usage_errors(user_npz, capsys, extra, code, message):
     else:
         assert main(argv) == 1
     assert message in capsys.readouterr().err
+
+
+def test_bad_files_give_one_line_and_exit_1(user_npz, tmp_path, capsys):
+    path, names = user_npz
+    model = tmp_path / "model.npz"
+    assert main(["fit", "--dataset", str(path), "--out", str(model)]) == 0
+    data = mtlm.load_dataset(str(path))
+    blocks = {f: data.X_test[f][:3] for f in names}
+    cases = {
+        "ids.npz": dict(image_ids=np.array(["a", "b"]), **blocks),  # 2 ids, 3 images
+        "ids2d.npz": dict(image_ids=np.array([["a"], ["b"], ["c"]]), **blocks),
+    }
+    np.save(tmp_path / "x.npy", np.zeros(3))
+    for name, arrays in cases.items():
+        np.savez(tmp_path / name, **arrays)
+    capsys.readouterr()
+    for feats, message in [
+        ("ids.npz", "image_ids must be 1-D with one id per image (3)"),
+        ("ids2d.npz", "image_ids must be 1-D"),
+        ("x.npy", "not an .npz archive"),
+    ]:
+        argv = ["annotate", "--model", str(model), "--features", str(tmp_path / feats)]
+        assert main(argv) == 1
+        err = capsys.readouterr().err.strip()
+        assert message in err and "\n" not in err and "Traceback" not in err
+    argv = ["annotate", "--model", str(tmp_path / "x.npy"), "--features", "f.npz"]
+    assert main(argv) == 1
+    assert "not an .npz archive" in capsys.readouterr().err
+    # --json into a missing folder fails before any fit
+    out = tmp_path / "no" / "rows.json"
+    assert (
+        main(["evaluate", "--dataset", str(path), "--json", str(out), "--quiet"]) == 1
+    )
+    assert "--json" in capsys.readouterr().err
+    # --out a folder
+    assert main(["fit", "--dataset", str(path), "--out", str(tmp_path)]) == 1
+    assert "is a folder" in capsys.readouterr().err
+
+
+def test_a_method_listed_twice_runs_once(user_npz, tmp_path, capsys):
+    path, _ = user_npz
+    out = tmp_path / "rows.json"
+    argv = ["evaluate", "--dataset", str(path), "--methods", "jec,jec", "--json"]
+    assert main([*argv, str(out), "--quiet"]) == 0
+    assert [r["method"] for r in json.loads(out.read_text())] == ["jec"]

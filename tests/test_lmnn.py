@@ -418,3 +418,12 @@ def test_equal_budget_label_without_task_follows_shared(rng):
         est.fit(X, Y)
     assert_allclose(est.weights_label_[-1], 0.5 * est.weights_shared_)
     assert_allclose(est.weights_label_.sum(axis=1), 0.5)
+
+
+def test_equal_label_sum_needs_a_budget():
+    rng = np.random.default_rng(0)
+    X = {"a": rng.random((20, 3))}
+    Y = (rng.random((20, 3)) < 0.5).astype(np.uint8)
+    est = MTLMAnnotator("mtlm-lmnn", label_budget=None, label_sum="equal")
+    with pytest.raises(ValueError, match='label_sum="equal" needs a label_budget'):
+        est.fit(X, Y)

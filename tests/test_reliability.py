@@ -168,6 +168,8 @@ def test_score_rejects_bad_labels(fitted):
         ({"n_labels": -1}, "n_labels must be >= 1"),
         ({"n_tune": 0}, "n_tune must be >= 1"),
         ({"tau_select": "test"}, "tau_select must be one of"),
+        ({"random_state": -1}, "random_state must be None, an int"),
+        ({"random_state": "a"}, "random_state must be None, an int"),
         ({"tau": float("nan")}, "tau must be finite"),
         ({"method": None}, "method must be one of"),
         ({"method": "LMNN"}, "method must be one of"),

@@ -237,6 +237,8 @@ def test_split_is_deterministic_given_random_state():
         (dict(holdout=-0.2), "holdout must be a fraction"),
         (dict(holdout=90), "holdout must be a fraction"),
         (dict(holdout=True), "holdout must be a fraction"),
+        (dict(holdout=float("nan")), "holdout must be a fraction"),
+        (dict(holdout=float("inf")), "holdout must be a fraction"),
         (dict(holdout="10%"), "holdout must be a fraction"),
         (dict(scoring="auc"), "scoring"),
     ],
@@ -269,6 +271,7 @@ def test_searched_points_that_stop_at_max_iter_are_recorded():
 
 def test_refit_false_records_the_search_and_leaves_the_estimator_unfitted():
     from sklearn.exceptions import NotFittedError
+    from sklearn.utils.validation import check_is_fitted
 
     X, Y, Xt, _ = _data(2)
     grid = {"gamma_label": [1.0, 1000.0], "k": [2, 4]}
@@ -282,5 +285,15 @@ def test_refit_false_records_the_search_and_leaves_the_estimator_unfitted():
     assert not hasattr(est, "weights_shared_") and not hasattr(est, "_groups")
     with pytest.raises(NotFittedError):
         est.predict(Xt)
+    with pytest.raises(NotFittedError):  # the search's attributes are not a fit
+        check_is_fitted(est)
     with pytest.raises(ValueError, match="refit must be a bool"):
         est.tune(X, Y, grid, refit="yes")
+
+
+def test_an_integral_float_holdout_is_a_count():
+    X, Y, _, _ = _data(8)
+    a = MTLMAnnotator(random_state=0).tune(X, Y, {"k": [2]}, holdout=30, refit=False)
+    b = MTLMAnnotator(random_state=0).tune(X, Y, {"k": [2]}, holdout=30.0, refit=False)
+    assert a.tune_holdout_indices_.size == 30
+    assert_array_equal(a.tune_holdout_indices_, b.tune_holdout_indices_)

@@ -319,6 +319,10 @@ class MTLMAnnotator(BaseEstimator):
         self.backend = backend
         self.dask_client = dask_client
 
+    def __sklearn_is_fitted__(self):
+        # tune(refit=False) leaves tune_results_ etc. on an unfitted estimator
+        return hasattr(self, "weights_shared_")
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.required = True
@@ -329,6 +333,7 @@ class MTLMAnnotator(BaseEstimator):
     # -- parameters --------------------------------------------------------------
     def _validate_params(self):
         check_choice(self.method, "method", METHODS)
+        _check_random_state(self.random_state)
         check_int(self.n_labels, "n_labels", low=1)
         check_int(self.k, "k", low=1)
         check_int(self.n_tune, "n_tune", low=1)
@@ -727,6 +732,17 @@ class MTLMAnnotator(BaseEstimator):
         scores = self.decision_function(X)
         Y = check_label_matrix(y, scores.shape[0], "y", n_labels=scores.shape[1])
         return _f1_or_zero(Y, top_k_annotation(scores, self.n_labels))
+
+
+def _check_random_state(value):
+    """random_state as scikit-learn takes it, with an error that names it."""
+    try:
+        check_random_state(value)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(
+            f"random_state must be None, an int in [0, 2**32 - 1] or a "
+            f"numpy RandomState, got {value!r} ({exc})."
+        ) from exc
 
 
 def _typical_distance(W):

@@ -601,6 +601,10 @@ def check_lmnn_params(est):
         tol=check_float(est.tol, "tol", low=0.0),
         full_check_every=check_int(est.full_check_every, "full_check_every", low=1),
     )
+    if p["label_sum"] == "equal" and p["label_budget"] is None:
+        raise ValueError(
+            'label_sum="equal" needs a label_budget (the sum of each w_m), got None.'
+        )
     if p["max_iter"] is None:
         p["max_iter"] = DEFAULT_MAX_ITER
     return p

@@ -174,15 +174,19 @@ def _split(n, holdout, Y, rng):
     elif isinstance(holdout, numbers.Integral):
         ok = 1 <= holdout <= n - 1
         n_hold = int(holdout)
+    elif isinstance(holdout, numbers.Real) and float(holdout).is_integer():
+        ok = 2 <= holdout <= n - 1  # 30.0 (e.g. from the CLI) is a count; 1.0 is not
+        n_hold = int(holdout) if ok else 0
     elif isinstance(holdout, numbers.Real):
-        ok = 0.0 < holdout < 1.0
-        n_hold = min(max(int(round(float(holdout) * n)), 1), n - 1)
+        ok = 0.0 < holdout < 1.0  # False for NaN
+        n_hold = min(max(int(round(float(holdout) * n)), 1), n - 1) if ok else 0
     else:
         ok = False
     if not ok or n < 2:
         raise ValueError(
             f"holdout must be a fraction in (0, 1) or a number of images in "
-            f"[1, n - 1] = [1, {n - 1}]; got {holdout!r}."
+            f"[1, n - 1] = [1, {n - 1}] (1.0 is read as neither: give 1 for one "
+            f"image); got {holdout!r}."
         )
     perm = rng.permutation(n)
     hold, fit = np.sort(perm[:n_hold]), np.sort(perm[n_hold:])

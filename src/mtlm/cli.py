@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import json
 import logging
+import os
 import sys
 import time
 
@@ -318,7 +319,7 @@ def _fit(args):
         print(_tune_table({args.method: tuned}, args.n_labels))
     try:
         est.save(args.out, label_names=data.label_names, info=info)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         raise DataError(f"--out {args.out}: {exc}") from exc
     print(
         f"saved {args.method} model ({len(data.label_names)} labels, "
@@ -331,9 +332,12 @@ def _read_features(path, est):
     import numpy as np
 
     try:
-        with np.load(path, allow_pickle=False) as z:
+        z = np.load(path, allow_pickle=False)
+        if not isinstance(z, np.lib.npyio.NpzFile):
+            raise ValueError("a single .npy array, not an .npz archive of blocks")
+        with z:
             arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError) as exc:
         raise DataError(f"--features {path}: cannot read it ({exc})") from exc
     names = est.base_distances_.feature_names_
     missing = [f for f in names if f not in arrays]
@@ -373,6 +377,11 @@ def _annotate(args):
     except ValueError as exc:
         raise DataError(f"--features {args.features}: {exc}") from exc
     names = est.label_names_ or [str(m) for m in range(scores.shape[1])]
+    if ids is not None and (ids.ndim != 1 or len(ids) != len(scores)):
+        raise DataError(
+            f"--features {args.features}: image_ids must be 1-D with one id per "
+            f"image ({len(scores)}), got shape {ids.shape}"
+        )
     ids = (
         [str(i) for i in ids]
         if ids is not None
@@ -404,6 +413,7 @@ def _evaluate(args):
     from mtlm.metrics import annotation_scores, top_k_annotation
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    methods = list(dict.fromkeys(methods))  # each method once
     unknown = [m for m in methods if m not in METHODS]
     if unknown or not methods:
         raise SystemExit(
@@ -412,6 +422,10 @@ def _evaluate(args):
             )
         )
     tune = _tune_settings(args, methods)
+    if args.json:  # before the fits, not after them
+        folder = os.path.dirname(os.path.abspath(args.json))
+        if not os.path.isdir(folder):
+            raise DataError(f"--json {args.json}: folder {folder} does not exist")
     data = _load_data(args.dataset)
 
     rows, per_label_f1, fitted, tuned = [], {}, {}, {}
@@ -598,10 +612,11 @@ def main(argv=None):
             raise
         print(f"mtlm: {exc}", file=sys.stderr)
         return 1
-    except (ValueError, MemoryError, ImportError, ConnectionError) as exc:
+    except (ValueError, MemoryError, ImportError, OSError) as exc:
+        # OSError covers ConnectionError and a scheduler's TimeoutError
         if args.debug:
             raise
-        print(f"mtlm: error: {exc}", file=sys.stderr)
+        print(f"mtlm: error: {str(exc) or type(exc).__name__}", file=sys.stderr)
         return 1
 
 
