@@ -132,3 +132,13 @@ def test_predict_checks(rng):
         est.predict({"a": Xt["a"][:, :5], "b": Xt["b"]})
     with pytest.raises(ValueError, match=r"X\['b'\] contains NaN"):
         est.predict({"a": Xt["a"], "b": np.full((7, 3), np.nan)})
+
+
+def test_a_single_label_warns_that_normalised_votes_are_flat(rng):
+    X, Xt, Y = _data(rng)
+    Y1 = Y[:, :1]
+    with pytest.warns(UserWarning, match='single label.*vote="raw"'):
+        est = MTLMAnnotator(tau=0.3).fit(X, Y1)
+    assert_allclose(est.decision_function(Xt), 1.0, rtol=1e-12)  # why it warns
+    raw = MTLMAnnotator(tau=0.3, vote="raw").fit(X, Y1).decision_function(Xt)
+    assert np.unique(raw).size > 1  # raw votes rank the images

@@ -225,3 +225,20 @@ def test_a_method_listed_twice_runs_once(user_npz, tmp_path, capsys):
     argv = ["evaluate", "--dataset", str(path), "--methods", "jec,jec", "--json"]
     assert main([*argv, str(out), "--quiet"]) == 0
     assert [r["method"] for r in json.loads(out.read_text())] == ["jec"]
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--n-labels", "0"], "--n-labels 0: n_labels must be >= 1"),
+        (["--n-jobs", "0"], "--n-jobs 0: n_jobs == 0"),
+        (["--seed", "-1"], "--seed -1: random_state must be"),
+        (["--n-workers", "2"], "--n-workers needs --scheduler local"),
+    ],
+)
+def test_bad_option_values_are_usage_errors(user_npz, capsys, extra, message):
+    path, _ = user_npz
+    with pytest.raises(SystemExit) as exc:
+        main(["evaluate", "--dataset", str(path), *extra])
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err

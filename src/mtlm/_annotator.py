@@ -380,6 +380,13 @@ class MTLMAnnotator(BaseEstimator):
         n_threads = effective_n_threads(self.n_jobs)
         for name in _TUNE_ATTRIBUTES:  # a plain fit forgets an earlier search
             self.__dict__.pop(name, None)
+        if Y.shape[1] == 1 and self.vote == "normalized":
+            warnings.warn(
+                "y has a single label: the pool holds only images that carry it, "
+                'so every normalised vote is 1; use vote="raw" for scores that rank.',
+                UserWarning,
+                stacklevel=2,
+            )
 
         bd = BaseDistances(metrics=self.metrics, normalize=self.normalize)
         bd._fit_blocks(blocks, names, diagonal, self.n_jobs)

@@ -549,9 +549,10 @@ def _table(rows, data):
         f"{data.name}: {len(data.Y_train)} train / {len(data.Y_test)} test images, "
         f"{data.Y_train.shape[1]} labels, {len(data.feature_names)} feature type(s)"
     )
-    lines = [head, "  ".join(f"{c:>10}" for c in _COLUMNS)]
+    w = max([10] + [len(r["method"]) for r in rows])  # "global-ldml" is 11
+    lines = [head, "  ".join([f"{'method':>{w}}"] + [f"{c:>10}" for c in _COLUMNS[1:]])]
     for r in rows:
-        cells = [f"{r['method']:>10}"]
+        cells = [f"{r['method']:>{w}}"]
         cells += [f"{r[c]:>10.3f}" for c in ("P", "R", "F1")]
         cells += [f"{r['N+']:>10d}", f"{r['MAP']:>10.3f}"]
         cells += [f"{r[c]:>10.1f}" for c in ("fit_s", "predict_s")]
@@ -590,6 +591,31 @@ def _tune_table(tuned, n_labels):
     return "\n".join(lines)
 
 
+#: option -> the MTLMAnnotator parameter it sets
+_OPTION_PARAMS = {
+    "--n-labels": "n_labels",
+    "--n-jobs": "n_jobs",
+    "--seed": "random_state",
+}
+_OPTION_DESTS = {"--n-labels": "n_labels", "--n-jobs": "n_jobs", "--seed": "seed"}
+
+
+def _check_options(args):
+    """Usage errors (exit 2) for option values the estimator would reject."""
+    from mtlm import MTLMAnnotator
+
+    for option, param in _OPTION_PARAMS.items():
+        value = getattr(args, _OPTION_DESTS[option], None)
+        if value is None:
+            continue
+        try:
+            MTLMAnnotator(**{param: value})._validate_params()
+        except ValueError as exc:
+            raise SystemExit(_usage_error(f"{option} {value}: {exc}")) from exc
+    if getattr(args, "n_workers", None) is not None and args.scheduler != "local":
+        raise SystemExit(_usage_error("--n-workers needs --scheduler local"))
+
+
 def _usage_error(message):
     print(f"mtlm: error: {message}", file=sys.stderr)
     return 2
@@ -603,6 +629,7 @@ def main(argv=None):
         level=logging.DEBUG if args.debug else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    _check_options(args)
     try:
         return {"evaluate": _evaluate, "fit": _fit, "annotate": _annotate}[
             args.command

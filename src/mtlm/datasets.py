@@ -489,7 +489,7 @@ def _check_labels(Y, what, source):
         raise ValueError(f"{source}: {what} must be numeric, got dtype {Y.dtype}.")
     ok = (Y == 0) | (Y == 1)
     if not ok.all():
-        bad = Y[~ok][0]
+        bad = Y[~ok][0].item()
         raise ValueError(f"{source}: {what} must contain only 0 and 1, found {bad!r}.")
     return np.ascontiguousarray(Y, dtype=np.uint8)
 
