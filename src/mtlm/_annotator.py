@@ -143,7 +143,9 @@ class MTLMAnnotator(BaseEstimator):
         ``k`` nearest of each label group, similar for the image's labels and
         dissimilar for the others, shared by every label of the image;
         ``"label"``, per label the ``k_pos`` nearest images with the label
-        and the ``k_neg`` nearest without it.
+        and the ``k_neg`` nearest without it. LDML only: the LMNN methods
+        always build their own triplets from ``k_pos`` targets and ``k_neg``
+        impostor candidates per (image, label).
     overlap : {"dissimilar", "both", "shared"}, default="dissimilar"
         ``"2pknn"`` only: an image in both lists of a query is removed from
         the dissimilar list only, or from both; ``"shared"`` also drops every
