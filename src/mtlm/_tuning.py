@@ -58,8 +58,8 @@ DEFAULT_GRIDS = {
     "mtlm-ldml": {"gamma_label": [1.0, 30.0, 1000.0], "k": [4, 8]},
     "local-ldml": {"gamma_label": [1.0, 30.0, 1000.0], "k": [4, 8]},
     "global-ldml": {"gamma_shared": [1.0, 30.0, 1000.0], "k": [4, 8]},
-    "mtlm-lmnn": {"mu": [0.5, 1.0, 2.0], "k": [4, 8]},
-    "local-lmnn": {"mu": [0.5, 1.0, 2.0], "k": [4, 8]},
+    "mtlm-lmnn": {"mu": [0.1, 0.25, 1.0], "k": [4, 8]},
+    "local-lmnn": {"mu": [0.1, 0.25, 1.0], "k": [4, 8]},
     "global-lmnn": {"gamma_shared": [0.1, 1.0, 10.0], "k": [4, 8]},
 }
 
