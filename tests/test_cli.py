@@ -242,3 +242,12 @@ def test_bad_option_values_are_usage_errors(user_npz, capsys, extra, message):
         main(["evaluate", "--dataset", str(path), *extra])
     assert exc.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_an_unknown_option_shows_the_subcommand_usage(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["evaluate", "--foo"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage: mtlm evaluate" in err
+    assert "mtlm evaluate: error: unrecognized arguments: --foo" in err

@@ -246,6 +246,8 @@ def _build_parser():
     ann.add_argument("--json", action="store_true", help="print JSON instead of text")
     _add_n_jobs(ann)
     _add_scheduler(ann)
+    for subparser in (ev, fit, ann):  # main() reports unknown options on it
+        subparser.set_defaults(subparser=subparser)
     return parser
 
 
@@ -624,7 +626,9 @@ def _usage_error(message):
 def main(argv=None):
     """Run the ``mtlm`` command; return its exit code."""
     parser = _build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # with the subcommand's usage, not the top-level one
+        args.subparser.error(f"unrecognized arguments: {' '.join(unknown)}")
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
