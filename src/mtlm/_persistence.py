@@ -111,12 +111,10 @@ def save_model(est, path, *, label_names=None, info=None):
 
 
 def _read(path):
+    from mtlm.datasets import read_npz_arrays
+
     try:
-        z = np.load(path, allow_pickle=False)
-        if not isinstance(z, np.lib.npyio.NpzFile):
-            raise ValueError("a single .npy array, not an .npz archive")
-        with z:
-            return {k: z[k] for k in z.files}
+        return read_npz_arrays(path)
     except FileNotFoundError:
         raise
     except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as exc:

@@ -331,15 +331,13 @@ def _fit(args):
 
 
 def _read_features(path, est):
-    import numpy as np
+    import zipfile
+
+    from mtlm.datasets import read_npz_arrays
 
     try:
-        z = np.load(path, allow_pickle=False)
-        if not isinstance(z, np.lib.npyio.NpzFile):
-            raise ValueError("a single .npy array, not an .npz archive of blocks")
-        with z:
-            arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError, EOFError) as exc:
+        arrays = read_npz_arrays(path)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise DataError(f"--features {path}: cannot read it ({exc})") from exc
     names = est.base_distances_.feature_names_
     missing = [f for f in names if f not in arrays]

@@ -243,14 +243,23 @@ def _load_npz(path, dtype):
     )
 
 
+def read_npz_arrays(path):
+    """All arrays of an .npz archive, as a dict (pickle-free).
+
+    A single ``.npy`` array raises ValueError; I/O and archive errors pass
+    through for the caller to phrase (dataset, model or features file).
+    """
+    npz = np.load(path, allow_pickle=False)
+    if not isinstance(npz, np.lib.npyio.NpzFile):
+        raise ValueError("it holds a single array, not an .npz archive")
+    with npz:
+        return {key: npz[key] for key in npz.files}
+
+
 def _read_npz(path):
-    """All arrays of an .npz archive, as a dict."""
+    """All arrays of a dataset .npz archive, as a dict."""
     try:
-        npz = np.load(path, allow_pickle=False)
-        if not isinstance(npz, np.lib.npyio.NpzFile):
-            raise ValueError("it holds a single array, not an .npz archive")
-        with npz:
-            return {key: npz[key] for key in npz.files}
+        return read_npz_arrays(path)
     except (OSError, ValueError, zipfile.BadZipFile) as exc:
         raise ValueError(f"{path}: cannot read as .npz ({exc}).") from None
 
