@@ -402,8 +402,6 @@ class MTLMAnnotator(BaseEstimator):
         else:
             learned = _run_learner(self, n_threads)
         self._set_weights(learned)
-        for name, value in learned.extra.items():
-            setattr(self, name, value)
         self._choose_tau(n_threads)
         return self
 
@@ -550,6 +548,8 @@ class MTLMAnnotator(BaseEstimator):
         self.bias_ = np.asarray(learned.bias, dtype=np.float64)
         self.n_iter_ = int(learned.n_iter)
         self.objective_ = np.asarray(learned.objective, dtype=np.float64)
+        for name, value in learned.extra.items():  # e.g. LMNN's n_active_
+            setattr(self, name, value)
 
     def _set_fitted(self, bd, blocks, Y, ws, wl, bias, n_iter, objective, tau):
         """Restore a fitted state (used by :func:`mtlm.load_model`)."""
@@ -593,14 +593,15 @@ class MTLMAnnotator(BaseEstimator):
             self.tau_scores_ = None
             return
         rng = check_random_state(self.random_state)
+        grid = _typical_distance(self._metric_weights()) * _TAU_GRID
         held_out = self.tau_select == "held-out" and self.method != "jec"
         scored = self._tau_held_out(rng, n_threads) if held_out else None
         if scored is None:  # leave-self-out (also when no held-out split works)
-            scored = self._tau_leave_self_out(rng, n_threads)
+            scored = self._tau_leave_self_out(rng, grid, n_threads)
         f1, n_scored, how = scored
         best = int(np.argmax(f1))
-        self.tau_grid_ = _typical_distance(self._metric_weights()) * _TAU_GRID
-        self.tau_ = float(self.tau_grid_[best])
+        self.tau_grid_ = grid
+        self.tau_ = float(grid[best])
         self.tau_scores_ = f1
         logger.info(
             "tau chosen on %d training images (%s): %.4g (F1 %.3f)",
@@ -610,17 +611,14 @@ class MTLMAnnotator(BaseEstimator):
             f1[best],
         )
 
-    def _tau_leave_self_out(self, rng, n_threads):
+    def _tau_leave_self_out(self, rng, grid, n_threads):
+        """F1 per tau of ``grid`` of training images voting among the others."""
         n = self.Y_train_.shape[0]
         sample = np.sort(rng.choice(n, size=min(n, self.n_tune), replace=False))
         Pq = [b[sample] for b in self._train_blocks]
-        grid = _typical_distance(self._metric_weights()) * _TAU_GRID
         scores = self._scores(Pq, grid, n_threads, exclude=sample)
-        return (
-            _f1_per_tau(self.Y_train_[sample], scores, self.n_labels),
-            sample.size,
-            ("leave-self-out"),
-        )
+        f1 = _f1_per_tau(self.Y_train_[sample], scores, self.n_labels)
+        return f1, sample.size, "leave-self-out"
 
     def _tau_held_out(self, rng, n_threads):
         """F1 per relative tau of held-out images under a metric learned without them.
@@ -649,8 +647,6 @@ class MTLMAnnotator(BaseEstimator):
             warnings.simplefilter("ignore", RuntimeWarning)
             learned = _run_learner(sub, n_threads)
         sub._set_weights(learned)
-        for name, value in learned.extra.items():
-            setattr(sub, name, value)
         grid = _typical_distance(sub._metric_weights()) * _TAU_GRID
         scores = sub._scores([b[hold] for b in self._train_blocks], grid, n_threads)
         return _f1_per_tau(Y[hold], scores, self.n_labels), hold.size, "held out"

@@ -325,8 +325,6 @@ def tune(
             n_not_converged += not converged
             learned_cache[lkey] = (learned, converged)
         ctx._set_weights(learned)
-        for name, value in learned.extra.items():
-            setattr(ctx, name, value)
         ctx._choose_tau(n_threads)
         t1 = time.perf_counter()
         scores = ctx._scores(hold_prepared, [ctx.tau_], n_threads)[0]
