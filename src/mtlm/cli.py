@@ -591,21 +591,20 @@ def _tune_table(tuned, n_labels):
     return "\n".join(lines)
 
 
-#: option -> the MTLMAnnotator parameter it sets
+#: option -> (its argparse dest, the MTLMAnnotator parameter it sets)
 _OPTION_PARAMS = {
-    "--n-labels": "n_labels",
-    "--n-jobs": "n_jobs",
-    "--seed": "random_state",
+    "--n-labels": ("n_labels", "n_labels"),
+    "--n-jobs": ("n_jobs", "n_jobs"),
+    "--seed": ("seed", "random_state"),
 }
-_OPTION_DESTS = {"--n-labels": "n_labels", "--n-jobs": "n_jobs", "--seed": "seed"}
 
 
 def _check_options(args):
     """Usage errors (exit 2) for option values the estimator would reject."""
     from mtlm import MTLMAnnotator
 
-    for option, param in _OPTION_PARAMS.items():
-        value = getattr(args, _OPTION_DESTS[option], None)
+    for option, (dest, param) in _OPTION_PARAMS.items():
+        value = getattr(args, dest, None)
         if value is None:
             continue
         try:
