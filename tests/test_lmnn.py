@@ -53,6 +53,19 @@ def triplets(rng, mode="mtlm", k_pos=3, k_neg=5, n_threads=1, **kw):
     )
 
 
+def _lists_of(ts):
+    """(q, m) -> (targets, impostors) rebuilt from a triplet set."""
+    got = {}
+    lq, lp = ts.store.q[ts.lp_idx], ts.store.p[ts.lp_idx]
+    for t_i in range(ts.n_tasks):
+        m = int(ts.task_labels[t_i])
+        a, nt, b = ts.lp_ptr[t_i], ts.n_target[t_i], ts.lp_ptr[t_i + 1]
+        for pos in range(a, b):
+            key = (int(lq[pos]), m)
+            got.setdefault(key, ([], []))[0 if pos < a + nt else 1].append(int(lp[pos]))
+    return got
+
+
 # -- neighbour selection ---------------------------------------------------------
 @pytest.mark.parametrize("global_task", [False, True])
 @pytest.mark.parametrize("n_threads", [1, 2])
@@ -69,19 +82,56 @@ def test_selection_matches_reference(rng, global_task, n_threads):
     want = ref.select_triplet_neighbours(
         d, np.full(F, 1 / F), Y, k_pos, k_neg, global_task=global_task, labels=labels
     )
-    # Rebuild (q, m) -> (targets, impostors) from the triplet set.
-    got = {}
-    lq, lp = ts.store.q[ts.lp_idx], ts.store.p[ts.lp_idx]
-    for t_i in range(ts.n_tasks):
-        m = int(ts.task_labels[t_i])
-        a, nt, b = ts.lp_ptr[t_i], ts.n_target[t_i], ts.lp_ptr[t_i + 1]
-        for pos in range(a, b):
-            key = (int(lq[pos]), m)
-            got.setdefault(key, ([], []))[0 if pos < a + nt else 1].append(int(lp[pos]))
+    got = _lists_of(ts)
     assert set(got) == {k for k, v in want.items() if v[0] or v[1]}
     for key, (t, i) in got.items():
         assert t == [int(x) for x in want[key][0]], key
         assert i == [int(x) for x in want[key][1]], key
+
+
+@pytest.mark.parametrize("global_task", [False, True])
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize(
+    "overlap, max_dissimilar",
+    [("dissimilar", None), ("dissimilar", 4), ("both", None), ("shared", 6)],
+)
+def test_2pknn_triplets_match_reference(
+    rng, global_task, n_threads, overlap, max_dissimilar
+):
+    bd, blocks, Y = make_data(rng, n=40)
+    k = 3
+    ts = build_triplets(
+        bd,
+        blocks,
+        Y,
+        scheme="2pknn",
+        k=k,
+        overlap=overlap,
+        max_dissimilar=max_dissimilar,
+        global_task=global_task,
+        n_threads=n_threads,
+    )
+    F = bd.n_base_
+    d = np.empty((Y.shape[0], Y.shape[0], F), dtype=np.float32)
+    bd.pairwise_prepared(blocks, blocks, d, 1)
+    want = ref.select_2pknn_triplets(
+        d,
+        Y,
+        k,
+        overlap=overlap,
+        max_dissimilar=max_dissimilar,
+        global_task=global_task,
+    )
+    got = _lists_of(ts)
+    assert set(got) == {key for key, v in want.items() if v[0] or v[1]}
+    for key, (t, i) in got.items():
+        assert t == [int(x) for x in want[key][0]], key
+        assert i == [int(x) for x in want[key][1]], key
+    if not global_task:  # the label with 3 images (<= k) is no task
+        assert Y.shape[1] - 1 not in ts.task_labels
+    # every (q, m) row contributes targets x impostors triplets
+    n_rows = sum(len(t) * len(i) for t, i in want.values())
+    assert ts.n_triplets == n_rows
 
 
 def test_duplicate_is_a_target_and_self_never(rng):
@@ -427,3 +477,29 @@ def test_equal_label_sum_needs_a_budget():
     est = MTLMAnnotator("mtlm-lmnn", label_budget=None, label_sum="equal")
     with pytest.raises(ValueError, match='label_sum="equal" needs a label_budget'):
         est.fit(X, Y)
+
+
+@pytest.mark.parametrize("method", ["mtlm-lmnn", "global-lmnn"])
+def test_constraints_default_is_label_for_lmnn_and_2pknn_is_used(rng, method):
+    bd, blocks, Y = make_data(rng, ties=False)
+    X = {"a": rng.random((60, 5)), "b": rng.random((60, 4))}
+    fits = {
+        c: MTLMAnnotator(method, constraints=c, max_iter=30, k=3).fit(X, Y)
+        for c in (None, "label", "2pknn")
+    }
+    for attr in ("weights_shared_", "weights_label_", "objective_"):
+        assert_array_equal(getattr(fits[None], attr), getattr(fits["label"], attr))
+    assert fits["2pknn"].n_triplets_ != fits["label"].n_triplets_
+    assert np.all(np.isfinite(fits["2pknn"].decision_function(X)))
+    # the 2pknn triplets are the ones build_triplets makes with k, max_dissimilar
+    est = fits["2pknn"]
+    ts = build_triplets(
+        est.base_distances_,
+        est.base_distances_.check(X),
+        Y,
+        scheme="2pknn",
+        k=3,
+        max_dissimilar=50,
+        global_task=method == "global-lmnn",
+    )
+    assert est.n_triplets_ == ts.n_triplets

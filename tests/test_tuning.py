@@ -173,6 +173,11 @@ def test_lmnn_reuses_triplets_and_metrics_across_vote_parameters(monkeypatch):
     est.tune(X, Y, {"k_pos": [2, 3], "mu": [1.0, 2.0]})
     assert counts == {"lmnn_constraints": 3, "learn_lmnn": 5}
 
+    counts.clear()  # "2pknn" triplets depend on k (and no longer on k_pos)
+    est.set_params(constraints="2pknn")
+    est.tune(X, Y, {"k": [2, 3], "k_pos": [2, 3], "mu": [1.0, 2.0]})
+    assert counts == {"lmnn_constraints": 3, "learn_lmnn": 5}
+
 
 def test_default_grids_and_scoring_miap():
     X, Y, _, _ = _data(5)

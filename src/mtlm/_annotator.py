@@ -138,14 +138,16 @@ class MTLMAnnotator(BaseEstimator):
     tol : float, default=1e-6
         Stop after an accepted step whose relative decrease of the objective
         is below ``tol``.
-    constraints : {"2pknn", "label"}, default="2pknn"
-        Training pairs (ALGORITHM.md section 3): ``"2pknn"``, per image the
-        ``k`` nearest of each label group, similar for the image's labels and
-        dissimilar for the others, shared by every label of the image;
-        ``"label"``, per label the ``k_pos`` nearest images with the label
-        and the ``k_neg`` nearest without it. LDML only: the LMNN methods
-        always build their own triplets from ``k_pos`` targets and ``k_neg``
-        impostor candidates per (image, label).
+    constraints : {"2pknn", "label"} or None, default=None
+        Training constraints (ALGORITHM.md section 3); None is the method's
+        own: ``"2pknn"`` for LDML, ``"label"`` for LMNN. ``"2pknn"``: per
+        image the ``k`` nearest of each label group, similar for the image's
+        labels and dissimilar for the others (shared by every label of the
+        image for LDML; for LMNN label m's targets are the ``k`` nearest of
+        its group, its impostor candidates the image's dissimilar images
+        that lack m). ``"label"``: per (image, label) the ``k_pos`` nearest
+        images with the label (LMNN targets) and the ``k_neg`` nearest
+        without it (LMNN impostor candidates).
     overlap : {"dissimilar", "both", "shared"}, default="dissimilar"
         ``"2pknn"`` only: an image in both lists of a query is removed from
         the dissimilar list only, or from both; ``"shared"`` also drops every
@@ -269,7 +271,7 @@ class MTLMAnnotator(BaseEstimator):
         gamma_label=30.0,
         max_iter=None,
         tol=1e-6,
-        constraints="2pknn",
+        constraints=None,
         overlap="dissimilar",
         max_dissimilar=50,
         step_size="block",
@@ -350,7 +352,8 @@ class MTLMAnnotator(BaseEstimator):
         check_float(self.gamma_label, "gamma_label", low=0.0)
         check_int(self.max_iter, "max_iter", low=1, allow_none=True)
         check_float(self.tol, "tol", low=0.0)
-        check_choice(self.constraints, "constraints", ("2pknn", "label"))
+        if self.constraints is not None:
+            check_choice(self.constraints, "constraints", ("2pknn", "label"))
         check_choice(self.overlap, "overlap", ("dissimilar", "both", "shared"))
         check_int(self.max_dissimilar, "max_dissimilar", low=1, allow_none=True)
         check_int(self.k_pos, "k_pos", low=1)

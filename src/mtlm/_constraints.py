@@ -49,7 +49,7 @@ import numpy as np
 from mtlm._neighbourhoods import LabelGroups, group_neighbours, query_blocks
 from mtlm._pairstore import PairStore
 
-__all__ = ["Constraints", "build_constraints"]
+__all__ = ["Constraints", "build_constraints", "image_lists_2pknn"]
 
 logger = logging.getLogger(__name__)
 
@@ -240,7 +240,7 @@ def _expand(owner_ptr, owners):
     return np.arange(total, dtype=np.int64) + offs
 
 
-def _image_pairs_2pknn(
+def image_lists_2pknn(
     bd,
     train_blocks,
     Y,
@@ -252,31 +252,35 @@ def _image_pairs_2pknn(
 ):
     """Per-image similar and dissimilar lists of the precursor scheme.
 
-    Returns q, p, sign (one entry per listed pair, grouped by q) and
-    owner_ptr (n + 1,) delimiting the pairs of each image.
+    Returns
+    -------
+    usable : ndarray of int
+        Labels with more than ``k`` images (the label groups).
+    idx : ndarray of shape (n, usable.size, k), int32, or None
+        The ``k`` nearest images of each usable group for every image under
+        D_0 (-1 padded), None when no label is usable.
+    lists : list of (sim, dis) or None, one per image
+        Similar and dissimilar images (ascending index), None for an image
+        without a usable label.
     """
     n, M = Y.shape
     usable = np.flatnonzero(Y.sum(axis=0) > k)
-    F = bd.n_base_
-    q_parts, p_parts, s_parts = [], [], []
-    owner_ptr = np.zeros(n + 1, dtype=np.int64)
-    if usable.size:
-        Yu = Y[:, usable]
-        groups = LabelGroups.from_labels(Yu)
-        w0 = np.full((1, F), 1.0 / F)
-        idx, dist = neighbours(
-            bd,
-            train_blocks,
-            train_blocks,
-            w0,
-            groups,
-            k,
-            exclude=np.arange(n),
-            n_threads=n_threads,
-        )
+    lists = [None] * n
+    if usable.size == 0:
+        return usable, None, lists
+    Yu = Y[:, usable]
+    w0 = np.full((1, bd.n_base_), 1.0 / bd.n_base_)
+    idx, dist = neighbours(
+        bd,
+        train_blocks,
+        train_blocks,
+        w0,
+        LabelGroups.from_labels(Yu),
+        k,
+        exclude=np.arange(n),
+        n_threads=n_threads,
+    )
     for qi in range(n):
-        if usable.size == 0:
-            break
         mine = Yu[qi]
         if not mine.any():
             continue  # an image with no (usable) label belongs to no task
@@ -297,6 +301,35 @@ def _image_pairs_2pknn(
         if max_dissimilar is not None and dis.size > max_dissimilar:
             near = np.lexsort((dis, dis_d))[:max_dissimilar]
             dis = np.sort(dis[near])
+        lists[qi] = (sim, dis)
+    return usable, idx, lists
+
+
+def _image_pairs_2pknn(
+    bd,
+    train_blocks,
+    Y,
+    k,
+    overlap,
+    max_dissimilar,
+    n_threads,
+    neighbours=group_neighbours,
+):
+    """The lists of :func:`image_lists_2pknn` as pairs.
+
+    Returns q, p, sign (one entry per listed pair, grouped by q) and
+    owner_ptr (n + 1,) delimiting the pairs of each image.
+    """
+    n = Y.shape[0]
+    _, _, lists = image_lists_2pknn(
+        bd, train_blocks, Y, k, overlap, max_dissimilar, n_threads, neighbours
+    )
+    q_parts, p_parts, s_parts = [], [], []
+    owner_ptr = np.zeros(n + 1, dtype=np.int64)
+    for qi, lst in enumerate(lists):
+        if lst is None:
+            continue
+        sim, dis = lst
         p = np.concatenate((sim, dis))
         q_parts.append(np.full(p.size, qi, dtype=np.int64))
         p_parts.append(p.astype(np.int64))

@@ -321,6 +321,11 @@ def solve_ldml(
     return ws, wl, bias, n_iter, np.asarray(trace)
 
 
+def ldml_scheme(est):
+    """``est.constraints``, None read as LDML's default ``"2pknn"``."""
+    return "2pknn" if est.constraints is None else est.constraints
+
+
 def ldml_constraints_key(est):
     """What the constraints of ``est`` depend on, besides the training data.
 
@@ -328,11 +333,12 @@ def ldml_constraints_key(est):
     :func:`ldml_constraints` result; the regularisation and solver settings
     only enter :func:`learn_ldml`.
     """
-    two = est.constraints == "2pknn"
+    scheme = ldml_scheme(est)
+    two = scheme == "2pknn"
     return (
         "ldml",
         est.method == "global-ldml",
-        est.constraints,
+        scheme,
         est.k if two else None,
         None if two else (est.k_pos, est.k_neg),
         est.overlap if two else None,
@@ -348,7 +354,7 @@ def ldml_constraints(est, n_threads):
         est.base_distances_,
         est._train_blocks,
         est.Y_train_,
-        scheme=est.constraints,
+        scheme=ldml_scheme(est),
         k=est.k,
         k_pos=est.k_pos,
         k_neg=est.k_neg,

@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
-from mtlm._neighbourhoods import query_blocks
+from mtlm._constraints import image_lists_2pknn
+from mtlm._neighbourhoods import group_neighbours, query_blocks
 from mtlm._pairstore import PairStore
 from mtlm._simplex import project_capped_simplex, project_simplex
 from mtlm._validation import check_choice, check_float, check_int
@@ -178,23 +179,65 @@ def select_neighbours(
 
 
 def build_triplets(
-    bd, train_blocks, Y, k_pos=3, k_neg=20, *, global_task=False, n_threads=1
+    bd,
+    train_blocks,
+    Y,
+    k_pos=3,
+    k_neg=20,
+    *,
+    scheme="label",
+    k=4,
+    overlap="dissimilar",
+    max_dissimilar=50,
+    global_task=False,
+    n_threads=1,
+    neighbours=group_neighbours,
 ):
-    """LMNN's own constraint sets under the initial metric (ALGORITHM.md section 3).
+    """The triplet constraints of a training set under the initial metric.
 
-    Per label m with at least ``k_pos + 1`` images (the others have no task
-    and keep the shared metric): for q in T_m, targets are the ``k_pos``
-    nearest images of T_m other than q, impostor candidates the ``k_neg``
-    nearest images lacking m; C_m is every target x candidate triplet.
-    With ``global_task``, one task over the images with a label.
+    ``scheme="label"`` (LMNN's own sets, ALGORITHM.md section 3): per label
+    m with at least ``k_pos + 1`` images (the others have no task and keep
+    the shared metric), for q in T_m, targets are the ``k_pos`` nearest
+    images of T_m other than q, impostor candidates the ``k_neg`` nearest
+    images lacking m.  With ``global_task``, one task over the images with a
+    label (targets share a label with q, candidates share none).
+
+    ``scheme="2pknn"``: the image-level lists of the LDML precursor scheme
+    (:func:`mtlm._constraints.image_lists_2pknn`, with ``k``, ``overlap``
+    and ``max_dissimilar``).  Per label m with more than ``k`` images, for q
+    in T_m, targets are the ``k`` nearest images of T_m (the pool the vote
+    of m uses), impostor candidates q's dissimilar images that lack m.  With
+    ``global_task``: targets are q's similar list, candidates its dissimilar
+    images that share no label with q.
+
+    C_m is every target x candidate triplet, in the canonical order (m, q,
+    target slot, candidate slot).
 
     Returns
     -------
     TripletSet
     """
     Y = np.ascontiguousarray(Y, dtype=np.uint8)
+    if scheme == "2pknn":
+        rows = _rows_2pknn(
+            bd,
+            train_blocks,
+            Y,
+            k,
+            overlap,
+            max_dissimilar,
+            global_task,
+            n_threads,
+            neighbours,
+        )
+    else:
+        rows = _rows_label(bd, train_blocks, Y, k_pos, k_neg, global_task, n_threads)
+    return _assemble(bd, train_blocks, *rows, n_threads)
+
+
+def _rows_label(bd, train_blocks, Y, k_pos, k_neg, global_task, n_threads):
+    """(queries, task of each row, task labels, targets, candidates) of "label"."""
     n, M = Y.shape
-    F = bd.n_base_
     sizes = Y.sum(axis=0)
     if global_task:
         labels_ok = np.ones(M, dtype=bool)
@@ -217,18 +260,66 @@ def build_triplets(
     )
     if global_task:
         keep = np.flatnonzero(np.diff(qlab_ptr) > 0)
-        aq, tgt, imp = keep, tgt[keep], imp[keep]
-        task_of = np.zeros(aq.size, dtype=np.intp)
-        task_labels = np.array([-1], dtype=np.intp)
+        return keep, np.zeros(keep.size, np.intp), np.array([-1]), tgt[keep], imp[keep]
+    order = np.lexsort((qs, ls))  # label-major, queries ascending
+    task_labels = np.flatnonzero(labels_ok)
+    task_of = np.searchsorted(task_labels, ls[order])
+    return qs[order], task_of, task_labels, tgt[order], imp[order]
+
+
+def _rows_2pknn(
+    bd, train_blocks, Y, k, overlap, max_dissimilar, global_task, n_threads, neighbours
+):
+    """(queries, task of each row, task labels, targets, candidates) of "2pknn"."""
+    Yb = Y.astype(bool)
+    usable, idx, lists = image_lists_2pknn(
+        bd, train_blocks, Yb, k, overlap, max_dissimilar, n_threads, neighbours
+    )
+    aq, task_of, tgt, imp = [], [], [], []
+    if global_task:
+        task_labels = np.array([-1])
+        for q, lst in enumerate(lists):
+            if lst is not None:
+                sim, dis = lst
+                aq.append(q)
+                tgt.append(sim)
+                imp.append(dis[~Yb[dis][:, Yb[q]].any(axis=1)])
+        task_of = [0] * len(aq)
     else:
-        order = np.lexsort((qs, ls))  # label-major, queries ascending
-        aq, tgt, imp = qs[order], tgt[order], imp[order]
-        task_labels = np.flatnonzero(labels_ok)
-        task_of = np.searchsorted(task_labels, ls[order])
+        task_labels = usable
+        for t, m in enumerate(usable):
+            for q in np.flatnonzero(Yb[:, m]):
+                sim, dis = lists[q]
+                aq.append(q)
+                task_of.append(t)
+                tgt.append(idx[q, t])
+                imp.append(dis[~Yb[dis, m]])
+    return (
+        np.asarray(aq, dtype=np.intp),
+        np.asarray(task_of, dtype=np.intp),
+        np.asarray(task_labels, dtype=np.intp),
+        _padded(tgt),
+        _padded(imp),
+    )
+
+
+def _padded(rows):
+    """Ragged int rows -> (len(rows), max length >= 1) int32, -1 padded."""
+    width = max([1] + [r.size for r in rows])
+    out = np.full((len(rows), width), -1, dtype=np.int32)
+    for i, r in enumerate(rows):
+        out[i, : r.size] = r
+    return out
+
+
+def _assemble(bd, train_blocks, aq, task_of, task_labels, tgt, imp, n_threads):
+    """The :class:`TripletSet` of per-row targets and candidates (-1 padded)."""
+    F = bd.n_base_
     nT = task_labels.size
+    w_t, w_i = tgt.shape[1], imp.shape[1]
     vt, vi = tgt >= 0, imp >= 0
     ft, fi = np.flatnonzero(vt.ravel()), np.flatnonzero(vi.ravel())
-    tt, ti = task_of[ft // k_pos], task_of[fi // k_neg]
+    tt, ti = task_of[ft // w_t], task_of[fi // w_i]
     nt = np.bincount(tt, minlength=nT).astype(np.int64)
     ni = np.bincount(ti, minlength=nT).astype(np.int64)
     lp_ptr = np.zeros(nT + 1, dtype=np.int64)
@@ -240,15 +331,15 @@ def build_triplets(
     n_local = int(lp_ptr[-1])
     lq = np.empty(n_local, dtype=np.int64)
     lp = np.empty(n_local, dtype=np.int64)
-    lq[pos_t], lp[pos_t] = aq[ft // k_pos], tgt.ravel()[ft]
-    lq[pos_i], lp[pos_i] = aq[fi // k_neg], imp.ravel()[fi]
+    lq[pos_t], lp[pos_t] = aq[ft // w_t], tgt.ravel()[ft]
+    lq[pos_i], lp[pos_i] = aq[fi // w_i], imp.ravel()[fi]
     store, lp_idx = PairStore.build(bd, train_blocks, lq, lp, n_threads)
 
     post = np.full(tgt.shape, -1, dtype=np.int64)
     post.ravel()[ft] = pos_t
     posi = np.full(imp.shape, -1, dtype=np.int64)
     posi.ravel()[fi] = pos_i
-    valid = vt[:, :, None] & vi[:, None, :]  # (A, k_pos, k_neg), C order = canonical
+    valid = vt[:, :, None] & vi[:, None, :]  # (A, w_t, w_i), C order = canonical
     shape = valid.shape
     t_a = np.broadcast_to(post[:, :, None], shape)[valid].astype(np.int32)
     t_b = np.broadcast_to(posi[:, None, :], shape)[valid].astype(np.int32)
@@ -630,6 +721,11 @@ def result_to_weights(res, ts, M, mode, label_fill=0.0):
     return res.w_shared, w_label, n_active
 
 
+def lmnn_scheme(est):
+    """``est.constraints``, None read as LMNN's default ``"label"``."""
+    return "label" if est.constraints is None else est.constraints
+
+
 def lmnn_constraints_key(est):
     """What the triplets of ``est`` depend on, besides the training data.
 
@@ -637,20 +733,34 @@ def lmnn_constraints_key(est):
     :func:`lmnn_constraints` result; ``mu``, ``margin``, the gammas and the
     solver settings only enter :func:`learn_lmnn`.
     """
-    return ("lmnn", LMNN_METHODS[est.method] == "global", est.k_pos, est.k_neg)
+    scheme = lmnn_scheme(est)
+    if scheme == "2pknn":
+        knobs = (est.k, est.overlap, est.max_dissimilar)
+    else:
+        knobs = (est.k_pos, est.k_neg)
+    return ("lmnn", LMNN_METHODS[est.method] == "global", scheme, knobs)
 
 
 def lmnn_constraints(est, n_threads):
     """The triplet set that ``est`` (a fit context) asks for."""
     p = check_lmnn_params(est)
+    scheme = lmnn_scheme(est)
+    neighbours = group_neighbours
+    if scheme == "2pknn":  # the label-group search may run on the Dask backend
+        neighbours, _, n_threads = est._neighbourhood_functions(n_threads)
     return build_triplets(
         est.base_distances_,
         est._train_blocks,
         est.Y_train_,
         p["k_pos"],
         p["k_neg"],
+        scheme=scheme,
+        k=est.k,
+        overlap=est.overlap,
+        max_dissimilar=est.max_dissimilar,
         global_task=LMNN_METHODS[est.method] == "global",
         n_threads=n_threads,
+        neighbours=neighbours,
     )
 
 

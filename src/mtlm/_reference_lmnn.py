@@ -9,6 +9,7 @@ import numpy as np
 
 __all__ = [
     "select_triplet_neighbours",
+    "select_2pknn_triplets",
     "task_distances",
     "active_set",
     "mask_difference",
@@ -44,6 +45,53 @@ def select_triplet_neighbours(d, w, Y, k_pos, k_neg, *, global_task=False, label
             t = [p for p in order if Yb[p, m] and p != q][:k_pos]
             i = [p for p in order if not Yb[p, m]][:k_neg]
             out[(q, m)] = (t, i)
+    return out
+
+
+def select_2pknn_triplets(
+    d, Y, k, *, overlap="dissimilar", max_dissimilar=None, global_task=False
+):
+    """Targets/impostors of ``scheme="2pknn"`` from the full base distances.
+
+    Equal weights; the 2PKNN lists are rebuilt with plain loops: label groups
+    with more than ``k`` images, the ``k`` nearest of each group (not q, ties
+    to the lower index), similar for q's labels and dissimilar for the
+    others, the overlap rule, the nearest ``max_dissimilar`` dissimilar.
+    Returns a dict keyed by (q, m) (m = -1 in global mode) of (targets,
+    impostors): per label the group's k nearest (nearest first) and the
+    dissimilar images lacking m; globally the similar list and the
+    dissimilar images sharing no label with q (both ascending index).
+    """
+    n, F = d.shape[0], d.shape[2]
+    D = d.astype(np.float64).sum(axis=2) / F
+    Yb = Y.astype(bool)
+    usable = [m for m in range(Y.shape[1]) if Yb[:, m].sum() > k]
+    near = {}
+    for q in range(n):
+        order = np.argsort(D[q], kind="stable")
+        for m in usable:
+            near[q, m] = [p for p in order if Yb[p, m] and p != q][:k]
+    out = {}
+    for q in range(n):
+        mine = [m for m in usable if Yb[q, m]]
+        if not mine:
+            continue
+        sim = sorted({p for m in mine for p in near[q, m]})
+        dis = sorted({p for m in usable if m not in mine for p in near[q, m]})
+        both = set(sim) & set(dis)
+        if overlap == "both":
+            sim = [p for p in sim if p not in both]
+        if overlap == "shared":
+            dis = [p for p in dis if not (Yb[p] & Yb[q]).any()]
+        else:
+            dis = [p for p in dis if p not in both]
+        if max_dissimilar is not None and len(dis) > max_dissimilar:
+            dis = sorted(sorted(dis, key=lambda p: (D[q, p], p))[:max_dissimilar])
+        if global_task:
+            out[q, -1] = (sim, [p for p in dis if not (Yb[p] & Yb[q]).any()])
+        else:
+            for m in mine:
+                out[q, m] = (near[q, m], [p for p in dis if not Yb[p, m]])
     return out
 
 

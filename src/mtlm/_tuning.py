@@ -81,6 +81,10 @@ _NOT_SEARCHED = (
 #: covers ``k`` where the constraints use it.
 _VOTE_ONLY = ("k", "tau", "vote", "vote_scale", "n_tune", "tau_select")
 
+#: Parameters that only choose the training constraints; the constraint key
+#: holds the ones the chosen scheme uses.
+_CONSTRAINTS_ONLY = ("constraints", "k_pos", "k_neg", "overlap", "max_dissimilar")
+
 
 def default_grid(method):
     """The grid searched for ``method`` when ``param_grid`` is None.
@@ -228,7 +232,7 @@ def _constraints_key(ctx):
 
 def _learning_key(ctx):
     params = ctx.get_params(deep=False)
-    skip = set(_VOTE_ONLY) | set(_NOT_SEARCHED)
+    skip = set(_VOTE_ONLY) | set(_NOT_SEARCHED) | set(_CONSTRAINTS_ONLY)
     return (
         _constraints_key(ctx),
         tuple((k, repr(v)) for k, v in sorted(params.items()) if k not in skip),
