@@ -198,9 +198,9 @@ class MTLMAnnotator(BaseEstimator):
         every method, so it is not the default. JEC learns nothing and
         always uses leave-self-out.
     k_pos, k_neg : int, default=3, 20
-        LMNN: target neighbours (from the label's group) and impostor
-        candidates (images lacking the label) per (image, label). LDML with
-        ``constraints="label"``: similar and dissimilar neighbours per query.
+        ``constraints="label"`` only: per (image, label) the targets (from
+        the label's group) and impostor candidates (images lacking the label)
+        of LMNN, or LDML's similar and dissimilar neighbours.
     mu : float, default=0.25
         LMNN push weight. 0.25 was chosen on 8 random hold-outs of the
         Corel5K training split (``benchmarks/holdout_cv.py``): MTLM-LMNN's
