@@ -495,6 +495,49 @@ def test_small_available_memory_guards_every_stage(rng, monkeypatch):
     est.predict(Xt)  # unknown available memory: no guard
 
 
+@pytest.mark.parametrize("method", METHODS)
+def test_huge_neighbour_counts_equal_the_largest_useful_ones(rng, method):
+    # k beyond the largest label group (and k_pos / k_neg beyond the images)
+    # can only add padding: same fit and scores, no (n, M, 10**7) buffers.
+    X, Xt, Y = _data(rng)
+    n, largest = Y.shape[0], int(Y.sum(axis=0).max())
+    huge = dict(k=10**7, k_pos=10**7, k_neg=10**7)
+    targets = n - 1 if method.startswith("global") else largest  # any shared label
+    exact = dict(k=largest, k_pos=targets, k_neg=n - 1)
+    kw = dict(tau=0.5, max_iter=5, constraints="label")
+    a = MTLMAnnotator(method, **kw, **huge).fit(X, Y)
+    b = MTLMAnnotator(method, **kw, **exact).fit(X, Y)
+    assert_array_equal(a.weights_shared_, b.weights_shared_)
+    assert_array_equal(a.weights_label_, b.weights_label_)
+    assert_array_equal(a.decision_function(Xt), b.decision_function(Xt))
+
+
+def test_neighbour_arrays_are_capped_at_the_largest_group(rng):
+    X, Xt, Y = _data(rng)
+    bd = BaseDistances().fit(X)
+    groups = LabelGroups.from_labels(Y)
+    W = np.full((1, bd.n_base_), 0.5)
+    idx, dist = group_neighbours(bd, bd.check(Xt), bd.check(X), W, groups, 10**9)
+    width = int(Y.sum(axis=0).max())
+    assert idx.shape == (Xt["a"].shape[0], Y.shape[1], width)
+    small, _ = group_neighbours(bd, bd.check(Xt), bd.check(X), W, groups, width)
+    assert_array_equal(idx, small)
+
+
+def test_too_many_triplets_raise_memory_error_naming_the_knobs(rng, monkeypatch):
+    X, _, Y = _data(rng)
+    bd = BaseDistances().fit(X)
+    P = bd.check(X)
+    real = mtlm._memory.available_memory
+    ts = build_triplets(bd, P, Y, 3, 39)
+    assert ts.n_triplets * 32 > 100_000
+    # enough for the distances and neighbour lists, not for the triplets
+    monkeypatch.setattr(mtlm._memory, "available_memory", lambda: 100_000)
+    with pytest.raises(MemoryError, match=r"triplets .*reduce k_pos or k_neg"):
+        build_triplets(bd, P, Y, 3, 39)
+    monkeypatch.setattr(mtlm._memory, "available_memory", real)
+
+
 # -- 8. interrupts ---------------------------------------------------------------------
 # A shell that starts jobs in the background (nohup, `&`, some CI runners) makes
 # its children ignore SIGINT; the scripts restore Python's Ctrl-C handler so the

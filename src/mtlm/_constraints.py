@@ -46,6 +46,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mtlm._memory import check_allocation
 from mtlm._neighbourhoods import LabelGroups, group_neighbours, query_blocks
 from mtlm._pairstore import PairStore
 
@@ -355,6 +356,14 @@ def _image_pairs_label(bd, train_blocks, Y, k_pos, k_neg, image_level, n_threads
     """
     n, M = Y.shape
     F = bd.n_base_
+    rows = int(Y.any(axis=1).sum()) if image_level else int(Y.sum())
+    n_pairs = rows * (min(k_pos, n - 1) + min(k_neg, n - 1))
+    # q, p (int64) and sign per listed pair, its stored base distances
+    check_allocation(
+        n_pairs * (17 + 4 * F),
+        f"up to {n_pairs} constraint pairs",
+        "reduce k_pos or k_neg",
+    )
     YT = np.ascontiguousarray(Y.T)
     T = 1 if image_level else M
     parts = [[] for _ in range(T)]

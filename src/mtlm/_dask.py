@@ -28,7 +28,7 @@ import uuid
 
 import numpy as np
 
-from mtlm._neighbourhoods import group_neighbours, pool_scores
+from mtlm._neighbourhoods import group_neighbours, neighbour_arrays, pool_scores
 from mtlm._validation import check_float, check_int
 
 __all__ = ["dask_client", "dask_group_neighbours", "dask_pool_scores", "resolve_client"]
@@ -366,8 +366,8 @@ def dask_group_neighbours(
 
     Returns
     -------
-    idx : ndarray of shape (nq, M, k), int32
-    dist : ndarray of shape (nq, M, k), float64
+    idx : ndarray of shape (nq, M, groups.width(k)), int32
+    dist : ndarray of the shape of idx, float64
         Bit-identical to :func:`~mtlm._neighbourhoods.group_neighbours`.
     """
     client = resolve_client(client)
@@ -376,8 +376,7 @@ def dask_group_neighbours(
     nq, M = Pq[0].shape[0], groups.n_groups
     exclude = None if exclude is None else np.ascontiguousarray(exclude, dtype=np.intp)
     W = np.ascontiguousarray(W, dtype=np.float64)
-    idx = np.empty((nq, M, k), dtype=np.int32)
-    dist = np.empty((nq, M, k), dtype=np.float64)
+    idx, dist = neighbour_arrays(nq, M, groups.width(k))
     if nq == 0:
         return idx, dist
 

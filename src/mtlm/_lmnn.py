@@ -33,6 +33,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 from mtlm._constraints import image_lists_2pknn
+from mtlm._memory import check_allocation
 from mtlm._neighbourhoods import group_neighbours, query_blocks
 from mtlm._pairstore import PairStore
 from mtlm._simplex import project_capped_simplex, project_simplex
@@ -247,14 +248,17 @@ def _rows_label(bd, train_blocks, Y, k_pos, k_neg, global_task, n_threads):
     qlab_ptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(qs, minlength=n), out=qlab_ptr[1:])
     qlab = ls.astype(np.int32)
+    # No row can fill more slots than the largest group (targets) or the
+    # other images (candidates): a huge k_pos / k_neg allocates no padding.
+    largest = n - 1 if global_task else (int(sizes.max()) if M else 0)
     tgt, imp = select_neighbours(
         bd,
         train_blocks,
         Y,
         qlab_ptr,
         qlab,
-        k_pos,
-        k_neg,
+        max(1, min(k_pos, largest)),
+        max(1, min(k_neg, n - 1)),
         global_task=global_task,
         n_threads=n_threads,
     )
@@ -318,6 +322,15 @@ def _assemble(bd, train_blocks, aq, task_of, task_labels, tgt, imp, n_threads):
     nT = task_labels.size
     w_t, w_i = tgt.shape[1], imp.shape[1]
     vt, vi = tgt >= 0, imp >= 0
+    n_trip = int((vt.sum(axis=1) * vi.sum(axis=1)).sum())
+    # the (rows, w_t, w_i) selection mask, then per triplet t_a, t_b (int32),
+    # its task (int64) and the int64 gathers they are cut from
+    check_allocation(
+        tgt.shape[0] * w_t * w_i + n_trip * 32,
+        f"{n_trip} candidate triplets",
+        "reduce k_pos or k_neg (constraints='label'), or k or max_dissimilar "
+        "(constraints='2pknn')",
+    )
     ft, fi = np.flatnonzero(vt.ravel()), np.flatnonzero(vi.ravel())
     tt, ti = task_of[ft // w_t], task_of[fi // w_i]
     nt = np.bincount(tt, minlength=nT).astype(np.int64)

@@ -17,6 +17,7 @@ from mtlm_fast import _neighbours, _vote
 __all__ = [
     "LabelGroups",
     "group_neighbours",
+    "neighbour_arrays",
     "pool_scores",
     "query_blocks",
     "union_pool",
@@ -56,16 +57,28 @@ class LabelGroups:
         """Number of labels M."""
         return self.ptr.size - 1
 
+    def width(self, k):
+        """Neighbour slots per group worth storing: ``min(k, largest group)``.
 
-def query_blocks(n_queries, n_train, n_base, budget=None):
-    """(start, stop) spans of query rows whose distance block fits the budget."""
-    rows = rows_per_block(
-        n_train * n_base * 4, **({} if budget is None else {"budget": budget})
-    )
+        A group fills at most its size, so wider slots would only hold -1;
+        capping keeps a huge ``k`` from allocating (nq, M, k) arrays of padding.
+        """
+        largest = int(self.sizes.max()) if self.n_groups else 0
+        return max(1, min(int(k), largest))
+
+
+def query_blocks(n_queries, n_train, n_base, budget=None, row_bytes=0):
+    """(start, stop) spans of query rows whose buffers fit the budget.
+
+    A row holds its base distances to every training image and ``row_bytes``
+    of other per-row buffers.
+    """
+    per_row = n_train * n_base * 4 + int(row_bytes)
+    rows = rows_per_block(per_row, **({} if budget is None else {"budget": budget}))
     check_allocation(
-        rows * n_train * n_base * 4,
+        min(rows, max(n_queries, 1)) * per_row,  # a short query set is one block
         "one block of base distances",
-        "reduce the number of training images",
+        "reduce the number of training images (or k)",
     )
     for start in range(0, n_queries, rows):
         yield start, min(n_queries, start + rows)
@@ -101,15 +114,16 @@ def group_neighbours(
 
     Returns
     -------
-    idx : ndarray of shape (nq, M, k), int32, -1 where a group has < k members
-    dist : ndarray of shape (nq, M, k), float64, +inf where idx is -1
+    idx : ndarray of shape (nq, M, groups.width(k)), int32
+        -1 where a group has fewer members; the last axis is capped at the
+        largest group (:meth:`LabelGroups.width`).
+    dist : ndarray of the shape of idx, float64, +inf where idx is -1
     """
     nq, n = Pq[0].shape[0], Pp[0].shape[0]
     M, F = groups.n_groups, bd.n_base_
     W = np.ascontiguousarray(W, dtype=np.float64)
     exclude = _exclusions(exclude, nq)
-    idx = np.empty((nq, M, k), dtype=np.int32)
-    dist = np.empty((nq, M, k), dtype=np.float64)
+    idx, dist = neighbour_arrays(nq, M, groups.width(k))
     for start, stop in query_blocks(nq, n, F):
         d = np.empty((stop - start, n, F), dtype=np.float32)
         bd.pairwise_prepared([b[start:stop] for b in Pq], Pp, d, n_threads)
@@ -127,6 +141,19 @@ def group_neighbours(
         if progress is not None:
             progress(stop - start)
     return idx, dist
+
+
+def neighbour_arrays(nq, M, width):
+    """Empty (idx int32, dist float64) of shape (nq, M, width), checked first."""
+    check_allocation(
+        nq * M * width * 12,
+        f"the {width} nearest images of {M} label groups for {nq} images",
+        "reduce k",
+    )
+    return (
+        np.empty((nq, M, width), dtype=np.int32),
+        np.empty((nq, M, width), dtype=np.float64),
+    )
 
 
 def union_pool(idx):
@@ -191,13 +218,16 @@ def pool_scores(
     Y = np.ascontiguousarray(Y, dtype=np.uint8)
     exclude = _exclusions(exclude, nq)
     scores = np.empty((taus.size, nq, M), dtype=np.float64)
-    for start, stop in query_blocks(nq, n, F):
+    width = groups.width(k)
+    # per row: neighbours (12 B a slot), the pool union's sorted copies and
+    # masks (~13 B a slot) and the scores of every tau
+    row_bytes = M * width * 25 + taus.size * M * 16
+    for start, stop in query_blocks(nq, n, F, row_bytes=row_bytes):
         b = stop - start
         d = np.empty((b, n, F), dtype=np.float32)
         bd.pairwise_prepared([x[start:stop] for x in Pq], Pp, d, n_threads)
         excl = exclude[start:stop]
-        idx = np.empty((b, M, k), dtype=np.int32)
-        dist = np.empty((b, M, k), dtype=np.float64)
+        idx, dist = neighbour_arrays(b, M, width)
         _neighbours.group_knn(
             d, W_pool, groups.ptr, groups.idx, excl, idx, dist, n_threads
         )
