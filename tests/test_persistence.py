@@ -1,10 +1,12 @@
 """Model files: round trip, atomic writes and clear errors."""
 
 import json
+import warnings
 
 import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
+from sklearn.exceptions import ConvergenceWarning
 
 import mtlm
 from mtlm import MTLMAnnotator, load_model
@@ -184,3 +186,88 @@ def test_save_to_a_folder_raises(rng, tmp_path):
     with pytest.raises(ValueError, match="is a folder; give a file name"):
         est.save(tmp_path)
     assert not list(tmp_path.iterdir())
+
+
+def _lmnn_fitted(rng, method="mtlm-lmnn"):
+    n = 60
+    X = {"a": rng.random((n, 5)), "b": rng.random((n, 3))}
+    Y = (rng.random((n, 4)) < 0.4).astype(np.uint8)
+    est = MTLMAnnotator(method, k=3, max_iter=20, random_state=0)
+    with warnings.catch_warnings():  # a fit cut at max_iter saves converged_ too
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X, Y)
+    return est, X
+
+
+@pytest.mark.parametrize("method", ["mtlm-lmnn", "global-lmnn"])
+def test_round_trip_keeps_lmnn_attributes_and_the_tau_search(rng, tmp_path, method):
+    est, X = _lmnn_fitted(rng, method)
+    loaded = load_model(est.save(tmp_path / "m.npz"))
+    assert_array_equal(loaded.n_active_, est.n_active_)
+    assert loaded.n_active_.dtype == np.int64
+    assert loaded.n_triplets_ == est.n_triplets_
+    assert loaded.margin_ == est.margin_
+    assert loaded.converged_ is est.converged_
+    assert_array_equal(loaded.tau_grid_, est.tau_grid_)
+    assert_array_equal(loaded.tau_scores_, est.tau_scores_)
+    assert_array_equal(loaded.objective_, est.objective_)
+    assert_array_equal(loaded.decision_function(X), est.decision_function(X))
+
+
+def test_a_file_without_the_optional_pieces_still_loads(rng, tmp_path):
+    est, X = _lmnn_fitted(rng)
+    path = est.save(tmp_path / "m.npz")
+    with np.load(path) as z:
+        arrays = {
+            k: z[k] for k in z.files if k not in ("n_active", "tau_grid", "tau_scores")
+        }
+    meta = json.loads(str(arrays["meta"]))
+    del meta["lmnn"]
+    arrays["meta"] = np.array(json.dumps(meta))
+    np.savez(tmp_path / "old.npz", **arrays)
+    loaded = load_model(tmp_path / "old.npz")
+    assert loaded.tau_grid_ is None and loaded.tau_scores_ is None
+    assert not hasattr(loaded, "n_active_")
+    assert_array_equal(loaded.decision_function(X), est.decision_function(X))
+
+
+def _edited_lmnn(rng, tmp_path, edit):
+    est, _ = _lmnn_fitted(rng)
+    path = est.save(tmp_path / "m.npz")
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(str(arrays["meta"]))
+    edit(arrays, meta)
+    arrays["meta"] = np.array(json.dumps(meta))
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, **arrays)
+    return bad
+
+
+def _drop(key):
+    def edit(arrays, meta):
+        arrays.pop(key)
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        (_set_array("n_active", np.ones(7, dtype=np.int64)), r"n_active must be 4"),
+        (_set_array("n_active", lambda a: a - 10**6), "n_active must be >= 0"),
+        (_set_array("n_active", lambda a: a + 0.5), "counts"),
+        (_drop("n_active"), "need both"),
+        (_set_meta("converged", "yes", "lmnn"), "converged"),
+        (_set_meta("n_triplets", -1, "lmnn"), "n_triplets"),
+        (_set_meta("margin", "x", "lmnn"), "margin"),
+        (_drop("tau_scores"), "saved together"),
+        (_set_array("tau_grid", lambda a: -a), "tau_grid must be > 0"),
+        (_set_array("tau_scores", np.zeros(3)), "tau_scores must be of shape"),
+    ],
+)
+def test_edited_lmnn_pieces_raise_naming_the_problem(rng, tmp_path, edit, match):
+    bad = _edited_lmnn(rng, tmp_path, edit)
+    with pytest.raises(ValueError, match=match) as info:
+        load_model(bad)
+    assert str(bad) in str(info.value)

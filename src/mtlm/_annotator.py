@@ -554,13 +554,13 @@ class MTLMAnnotator(BaseEstimator):
         for name, value in learned.extra.items():  # e.g. LMNN's n_active_
             setattr(self, name, value)
 
-    def _set_fitted(self, bd, blocks, Y, ws, wl, bias, n_iter, objective, tau):
+    def _set_fitted(self, bd, blocks, Y, learned, tau, tau_grid=None, tau_scores=None):
         """Restore a fitted state (used by :func:`mtlm.load_model`)."""
         self._set_training_data(bd, blocks, Y)
-        self._set_weights(LearnedMetric(ws, wl, bias, n_iter, objective))
+        self._set_weights(learned)
         self.tau_ = tau
-        self.tau_grid_ = None
-        self.tau_scores_ = None
+        self.tau_grid_ = tau_grid
+        self.tau_scores_ = tau_scores
 
     def save(self, path, *, label_names=None, info=None):
         """Write the fitted model to a pickle-free ``.npz`` file.

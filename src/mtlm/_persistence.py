@@ -14,6 +14,14 @@ Layout (format version 1)
     Base-distance normalisers.
 ``Y_train`` (n, M) uint8 and ``X_train_<i>`` (n, d_i)
     The training images that vote (block i in ``feature_names`` order).
+``tau_grid``, ``tau_scores`` (optional)
+    The temperatures tried by ``tau="auto"`` and their F1.
+``n_active`` (optional, LMNN)
+    Active triplets per label; the metadata's ``lmnn`` object holds
+    ``n_triplets``, ``margin`` and ``converged``.
+
+Optional pieces were added within version 1: files without them still load
+(the attributes are then None or absent, as before).
 
 Files are read with ``allow_pickle=False``; a file written by a newer format
 version, a truncated file or a file that is not a model raises ``ValueError``.
@@ -84,7 +92,6 @@ def save_model(est, path, *, label_names=None, info=None):
         "info": _jsonable(info or {}),
     }
     arrays = {
-        "meta": np.array(json.dumps(meta)),
         "weights_shared": est.weights_shared_,
         "weights_label": est.weights_label_,
         "bias": est.bias_,
@@ -94,6 +101,17 @@ def save_model(est, path, *, label_names=None, info=None):
     }
     for i, block in enumerate(est._train_blocks_raw):
         arrays[f"X_train_{i}"] = block
+    if getattr(est, "tau_grid_", None) is not None:
+        arrays["tau_grid"] = np.asarray(est.tau_grid_, dtype=np.float64)
+        arrays["tau_scores"] = np.asarray(est.tau_scores_, dtype=np.float64)
+    if hasattr(est, "n_active_"):
+        arrays["n_active"] = np.asarray(est.n_active_, dtype=np.int64)
+        meta["lmnn"] = {
+            "n_triplets": int(est.n_triplets_),
+            "margin": float(est.margin_),
+            "converged": bool(est.converged_),
+        }
+    arrays["meta"] = np.array(json.dumps(meta))
     path = os.fspath(path)
     if os.path.isdir(path):
         raise ValueError(f"path {path} is a folder; give a file name, e.g. model.npz.")
@@ -127,7 +145,7 @@ def _restore(meta, arrays):
     A file that passes the CRC but was written by something else (or edited)
     must not load into a model that answers silently wrong.
     """
-    from mtlm._annotator import METHODS, MTLMAnnotator
+    from mtlm._annotator import METHODS, LearnedMetric, MTLMAnnotator
     from mtlm._distances import METRICS, BaseDistances
     from mtlm._validation import (
         check_choice,
@@ -182,16 +200,49 @@ def _restore(meta, arrays):
         not isinstance(label_names, list) or len(label_names) != M
     ):
         raise ValueError(f"meta 'label_names' must be a list of {M} names.")
-    fitted = (
-        Y,
+    learned = LearnedMetric(
         _weights(arrays["weights_shared"], "weights_shared", (F,)),
         _weights(arrays["weights_label"], "weights_label", (M, F)),
         _weights(arrays["bias"], "bias", (M,), signed=True),
         n_iter,
         _weights(arrays["objective"], "objective", None, signed=True),
-        tau,
+        _lmnn_extra(meta, arrays, M),
     )
-    return est, bd, blocks, fitted
+    tau_search = (None, None)
+    if ("tau_grid" in arrays) != ("tau_scores" in arrays):
+        raise ValueError("tau_grid and tau_scores must be saved together.")
+    if "tau_grid" in arrays:
+        grid = _weights(arrays.get("tau_grid"), "tau_grid", None, positive=True)
+        f1 = _weights(arrays.get("tau_scores"), "tau_scores", grid.shape)
+        tau_search = (grid, f1)
+    return est, bd, blocks, (Y, learned, tau, *tau_search)
+
+
+def _lmnn_extra(meta, arrays, M):
+    """The LMNN fitted attributes of a model file ({} without them)."""
+    from mtlm._validation import check_float, check_int
+
+    info = meta.get("lmnn")
+    if info is None and "n_active" not in arrays:
+        return {}
+    if not isinstance(info, dict) or "n_active" not in arrays:
+        raise ValueError("LMNN attributes need both meta 'lmnn' and 'n_active'.")
+    n_active = _weights(arrays["n_active"], "n_active", None)
+    if n_active.shape not in ((M,), (1,)) or (n_active % 1).any():
+        raise ValueError(f"n_active must be {M} (or 1) counts.")
+    converged = info.get("converged")
+    if not isinstance(converged, bool):
+        raise ValueError(
+            f"meta lmnn 'converged' must be true or false, got {converged!r}."
+        )
+    return {
+        "n_active_": n_active.astype(np.int64),
+        "n_triplets_": check_int(
+            info.get("n_triplets"), "meta lmnn 'n_triplets'", low=0
+        ),
+        "margin_": check_float(info.get("margin"), "meta lmnn 'margin'", low=0.0),
+        "converged_": converged,
+    }
 
 
 def _weights(value, name, shape, *, signed=False, positive=False):
