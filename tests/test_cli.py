@@ -165,9 +165,11 @@ def test_fit_tune_saves_the_chosen_parameters(user_npz, tmp_path, capsys):
         (["--tune-grid", "k="], 2, "expected [METHOD:]NAME=V1,V2"),
         (["--tune-grid", "nope=1,2"], 2, "'nope' is not a parameter"),
         (["--tune-grid", "ldml:k=1,2"], 2, "unknown method 'ldml'"),
-        (["--tune-grid", "k=4,0"], 1, "param_grid point {'k': 0}"),
-        (["--tune-grid", "method=jec"], 1, "cannot search 'method'"),
-        (["--tune-holdout", "1.5"], 1, "holdout must be a fraction"),
+        (["--tune-grid", "k=4,0"], 2, "--tune-grid (jec): param_grid point {'k': 0}"),
+        (["--tune-grid", "method=jec"], 2, "cannot search 'method'"),
+        (["--tune-holdout", "1.5"], 2, "--tune-holdout: holdout must be a fraction"),
+        # only the data tells that the count is too large: a run-time error
+        (["--tune-holdout", "100000"], 1, "number of images in [1, n - 1] = [1,"),
     ],
 )
 def test_tune_usage_errors(user_npz, capsys, extra, code, message):

@@ -158,6 +158,15 @@ def _expand_grid(param_grid, est):
     return points
 
 
+def checked_grid(param_grid, est):
+    """(points, one checked fresh annotator per point) of ``param_grid``.
+
+    Raises ValueError naming the first bad point or entry.
+    """
+    points = _expand_grid(param_grid, est)
+    return points, [_context(est, p) for p in points]
+
+
 def _context(est, point):
     """A fresh annotator with ``point`` applied, its parameters checked."""
     params = {**est.get_params(deep=False), **point}  # no deep copy: a client is kept
@@ -171,27 +180,39 @@ def _context(est, point):
     return ctx
 
 
-def _split(n, holdout, Y, rng):
-    """Sorted (fit rows, hold-out rows) of one random split."""
+def check_holdout(holdout, n=None):
+    """Number of hold-out images of ``holdout`` among ``n`` (None: form only).
+
+    A fraction in (0, 1), or a count (an int, or an integral float >= 2 such
+    as 30.0 from the CLI; 1.0 is read as neither) in [1, n - 1].
+    """
+    big = np.inf if n is None else n - 1
     if isinstance(holdout, (bool, np.bool_)):
-        ok = False
+        ok, n_hold = False, 0
     elif isinstance(holdout, numbers.Integral):
-        ok = 1 <= holdout <= n - 1
-        n_hold = int(holdout)
+        ok, n_hold = 1 <= holdout <= big, int(holdout)
     elif isinstance(holdout, numbers.Real) and float(holdout).is_integer():
-        ok = 2 <= holdout <= n - 1  # 30.0 (e.g. from the CLI) is a count; 1.0 is not
+        ok = 2 <= holdout <= big
         n_hold = int(holdout) if ok else 0
     elif isinstance(holdout, numbers.Real):
         ok = 0.0 < holdout < 1.0  # False for NaN
-        n_hold = min(max(int(round(float(holdout) * n)), 1), n - 1) if ok else 0
+        n_hold = 0
+        if ok and n is not None:
+            n_hold = min(max(int(round(float(holdout) * n)), 1), n - 1)
     else:
-        ok = False
-    if not ok or n < 2:
+        ok, n_hold = False, 0
+    if not ok or (n is not None and n < 2):
+        span = "[1, n - 1]" if n is None else f"[1, n - 1] = [1, {n - 1}]"
         raise ValueError(
             f"holdout must be a fraction in (0, 1) or a number of images in "
-            f"[1, n - 1] = [1, {n - 1}] (1.0 is read as neither: give 1 for one "
-            f"image); got {holdout!r}."
+            f"{span} (1.0 is read as neither: give 1 for one image); got {holdout!r}."
         )
+    return n_hold
+
+
+def _split(n, holdout, Y, rng):
+    """Sorted (fit rows, hold-out rows) of one random split."""
+    n_hold = check_holdout(holdout, n)
     perm = rng.permutation(n)
     hold, fit = np.sort(perm[:n_hold]), np.sort(perm[n_hold:])
     for rows, part in ((hold, "hold-out"), (fit, "fit")):
@@ -272,8 +293,7 @@ def tune(
     blocks, names, diagonal = check_feature_blocks(X, "X")
     n = blocks[0].shape[0]
     Y = check_label_matrix(y, n, "y", allow_empty=False)
-    points = _expand_grid(param_grid, est)
-    contexts = [_context(est, p) for p in points]
+    points, contexts = checked_grid(param_grid, est)
     rng = check_random_state(est.random_state if random_state is None else random_state)
     fit_rows, hold_rows = _split(n, holdout, Y, rng)
     n_threads = effective_n_threads(est.n_jobs)

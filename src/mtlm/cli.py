@@ -88,6 +88,7 @@ def _add_tune_options(parser):
 def _tune_settings(args, methods):
     """None without tuning, else (grid per method, scoring, holdout)."""
     from mtlm import METHODS, MTLMAnnotator, default_grid
+    from mtlm._tuning import check_holdout, checked_grid
 
     if not (
         args.tune
@@ -128,6 +129,16 @@ def _tune_settings(args, methods):
             grids[m][name] = parsed
     scoring = args.tune_scoring or "f1"
     holdout = 0.1 if args.tune_holdout is None else args.tune_holdout
+    # Bad values are usage errors: report them before any data is read.
+    try:
+        check_holdout(holdout)
+    except ValueError as exc:
+        raise SystemExit(_usage_error(f"--tune-holdout: {exc}")) from exc
+    for m in methods:
+        try:
+            checked_grid(grids[m], MTLMAnnotator(m))
+        except ValueError as exc:
+            raise SystemExit(_usage_error(f"--tune-grid ({m}): {exc}")) from exc
     return grids, scoring, holdout
 
 
