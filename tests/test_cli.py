@@ -83,6 +83,21 @@ def test_fit_save_annotate_round_trip(user_npz, tmp_path, capsys):
     assert len(lines) == 3 and lines[0].startswith("a\t")
 
 
+def test_annotate_warns_about_arrays_it_ignores(user_npz, tmp_path, caplog, capsys):
+    path, names = user_npz
+    model = tmp_path / "model.npz"
+    assert main(["fit", "--dataset", str(path), "--out", str(model)]) == 0
+    data = mtlm.load_dataset(str(path))
+    feats = tmp_path / "new.npz"
+    blocks = {f: data.X_test[f][:3] for f in names}
+    np.savez(feats, **blocks, **{names[0] + "_v2": blocks[names[0]]})
+    capsys.readouterr()
+    with caplog.at_level("WARNING", logger="mtlm"):
+        assert main(["annotate", "--model", str(model), "--features", str(feats)]) == 0
+    assert f"ignoring array(s) ['{names[0]}_v2']" in caplog.text
+    assert len(capsys.readouterr().out.strip().splitlines()) == 3
+
+
 def test_exit_codes(user_npz, tmp_path, capsys):
     path, _ = user_npz
     with pytest.raises(SystemExit) as exc:

@@ -357,6 +357,14 @@ def _read_features(path, est):
             f"--features {path}: missing feature block(s) {missing}; "
             f"the model needs {names}"
         )
+    extra = sorted(set(arrays) - set(names) - {"image_ids"})
+    if extra:  # a misspelt block name would otherwise pass unnoticed
+        logger.warning(
+            "--features %s: ignoring array(s) %s, not feature blocks of the model %s",
+            path,
+            extra,
+            names,
+        )
     ids = arrays.get("image_ids")
     X = (
         arrays[names[0]]
