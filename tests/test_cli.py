@@ -268,3 +268,37 @@ def test_an_unknown_option_shows_the_subcommand_usage(capsys):
     err = capsys.readouterr().err
     assert "usage: mtlm evaluate" in err
     assert "mtlm evaluate: error: unrecognized arguments: --foo" in err
+
+
+def test_annotate_threshold_with_a_probability_model(user_npz, tmp_path, capsys):
+    path, names = user_npz
+    model, plain = tmp_path / "model.npz", tmp_path / "plain.npz"
+    assert (
+        main(["fit", "--dataset", str(path), "--probability", "--out", str(model)]) == 0
+    )
+    assert main(["fit", "--dataset", str(path), "--out", str(plain)]) == 0
+    data = mtlm.load_dataset(str(path))
+    blocks = {f: data.X_test[f][:4] for f in names}
+    feats = tmp_path / "new.npz"
+    np.savez(feats, **blocks)
+    capsys.readouterr()
+    argv = ["annotate", "--model", str(model), "--features", str(feats)]
+    assert main([*argv, "--threshold", "0.2", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    est = mtlm.load_model(model)
+    proba = est.predict_proba(blocks)
+    sets = mtlm.metrics.threshold_annotation(proba, 0.2)
+    for i, r in enumerate(result):
+        got = {data.label_names.index(x["label"]) for x in r["labels"]}
+        assert got == set(np.flatnonzero(sets[i]))
+        assert [x["score"] for x in r["labels"]] == sorted(
+            (x["score"] for x in r["labels"]), reverse=True
+        )
+    # a model without probabilities cannot threshold: exit 1, one line
+    plain_argv = ["annotate", "--model", str(plain), "--features", str(feats)]
+    assert main([*plain_argv, "--threshold", "0.2"]) == 1
+    assert "fit it with 'mtlm fit --probability'" in capsys.readouterr().err
+    for bad in (["--threshold", "nan"], ["--threshold", "0.2", "--top", "2"]):
+        with pytest.raises(SystemExit) as exc:
+            main([*argv, *bad])
+        assert exc.value.code == 2

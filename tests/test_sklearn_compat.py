@@ -45,7 +45,10 @@ EXPECTED_FAILED = {
 
 
 @parametrize_with_checks(
-    [OneHotTargets(tau=1.0, random_state=0)],
+    [
+        OneHotTargets(tau=1.0, random_state=0),
+        OneHotTargets(tau=1.0, random_state=0, probability=True),
+    ],
     expected_failed_checks=lambda est: EXPECTED_FAILED,
 )
 def test_sklearn_estimator_checks(estimator, check):

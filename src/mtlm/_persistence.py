@@ -16,6 +16,8 @@ Layout (format version 1)
     The training images that vote (block i in ``feature_names`` order).
 ``tau_grid``, ``tau_scores`` (optional)
     The temperatures tried by ``tau="auto"`` and their F1.
+``proba_coef``, ``proba_intercept`` (M,) (with ``probability=True``)
+    The label sigmoids of :meth:`~mtlm.MTLMAnnotator.predict_proba`.
 ``n_active`` (optional, LMNN)
     Active triplets per label; the metadata's ``lmnn`` object holds
     ``n_triplets``, ``margin`` and ``converged``.
@@ -104,6 +106,9 @@ def save_model(est, path, *, label_names=None, info=None):
     if getattr(est, "tau_grid_", None) is not None:
         arrays["tau_grid"] = np.asarray(est.tau_grid_, dtype=np.float64)
         arrays["tau_scores"] = np.asarray(est.tau_scores_, dtype=np.float64)
+    if hasattr(est, "proba_coef_"):
+        arrays["proba_coef"] = est.proba_coef_
+        arrays["proba_intercept"] = est.proba_intercept_
     if hasattr(est, "n_active_"):
         arrays["n_active"] = np.asarray(est.n_active_, dtype=np.int64)
         meta["lmnn"] = {
@@ -208,6 +213,9 @@ def _restore(meta, arrays):
         _weights(arrays["objective"], "objective", None, signed=True),
         _lmnn_extra(meta, arrays, M),
     )
+    proba = _sigmoids(arrays, M, est.probability)
+    if proba:
+        learned.extra.update(proba)
     tau_search = (None, None)
     if ("tau_grid" in arrays) != ("tau_scores" in arrays):
         raise ValueError("tau_grid and tau_scores must be saved together.")
@@ -216,6 +224,26 @@ def _restore(meta, arrays):
         f1 = _weights(arrays.get("tau_scores"), "tau_scores", grid.shape)
         tau_search = (grid, f1)
     return est, bd, blocks, (Y, learned, tau, *tau_search)
+
+
+def _sigmoids(arrays, M, probability):
+    """The label sigmoids of a ``probability=True`` model ({} otherwise)."""
+    present = [k for k in ("proba_coef", "proba_intercept") if k in arrays]
+    if not probability:
+        if present:
+            raise ValueError(f"{present} saved but params 'probability' is false.")
+        return {}
+    if len(present) != 2:
+        raise ValueError(
+            "params 'probability' is true but proba_coef and proba_intercept "
+            "are not both saved."
+        )
+    return {
+        "proba_coef_": _weights(arrays["proba_coef"], "proba_coef", (M,), signed=True),
+        "proba_intercept_": _weights(
+            arrays["proba_intercept"], "proba_intercept", (M,), signed=True
+        ),
+    }
 
 
 def _lmnn_extra(meta, arrays, M):

@@ -79,7 +79,15 @@ _NOT_SEARCHED = (
 
 #: Parameters used only after learning (pool and vote); the constraint key
 #: covers ``k`` where the constraints use it.
-_VOTE_ONLY = ("k", "tau", "vote", "vote_scale", "n_tune", "tau_select")
+_VOTE_ONLY = (
+    "k",
+    "tau",
+    "vote",
+    "vote_scale",
+    "n_tune",
+    "tau_select",
+    "probability",
+)
 
 #: Parameters that only choose the training constraints; the constraint key
 #: holds the ones the chosen scheme uses.

@@ -236,6 +236,12 @@ def _build_parser():
         "--out", required=True, metavar="MODEL.npz", help="where to write the model"
     )
     _add_fit_options(fit)
+    fit.add_argument(
+        "--probability",
+        action="store_true",
+        help="also fit per-label sigmoids on leave-self-out training scores, for "
+        "'annotate --threshold' (about the cost of annotating the training set)",
+    )
     _add_scheduler(fit)
     _add_tune_options(fit)
 
@@ -248,11 +254,20 @@ def _build_parser():
         help="one array per feature block, keyed by the feature name "
         "(a diagonal model: key 'x'); optional 'image_ids'",
     )
-    ann.add_argument(
+    how = ann.add_mutually_exclusive_group()
+    how.add_argument(
         "--top",
         type=int,
         default=None,
         help="labels per image (default: the model's n_labels)",
+    )
+    how.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        metavar="P",
+        help="instead, every label with probability >= P (the most probable one "
+        "if none passes); needs a model fitted with --probability",
     )
     ann.add_argument("--json", action="store_true", help="print JSON instead of text")
     _add_n_jobs(ann)
@@ -320,6 +335,7 @@ def _fit(args):
         metrics=data.metrics,
         n_jobs=args.n_jobs,
         random_state=args.seed,
+        probability=args.probability,
     )
     t0 = time.perf_counter()
     with _dask_backend(args) as backend:
@@ -378,6 +394,7 @@ def _annotate(args):
     import numpy as np
 
     from mtlm import load_model
+    from mtlm.metrics import threshold_annotation
 
     try:
         est = load_model(args.model)
@@ -386,13 +403,24 @@ def _annotate(args):
     top = est.n_labels if args.top is None else args.top
     if top < 1:
         raise SystemExit(_usage_error("--top must be >= 1"))
+    if args.threshold is not None:
+        if not np.isfinite(args.threshold):
+            raise SystemExit(_usage_error("--threshold must be a finite number"))
+        if not est.probability:
+            raise DataError(
+                f"--threshold: the model {args.model} has no label probabilities; "
+                "fit it with 'mtlm fit --probability'"
+            )
     if args.n_jobs is not None:
         est.set_params(n_jobs=args.n_jobs)
     X, ids = _read_features(args.features, est)
     try:
         with _dask_backend(args) as backend:
             est.set_params(**backend)
-            scores = est.decision_function(X)
+            if args.threshold is None:
+                scores = est.decision_function(X)
+            else:
+                scores = est.predict_proba(X)
     except ValueError as exc:
         raise DataError(f"--features {args.features}: {exc}") from exc
     names = est.label_names_ or [str(m) for m in range(scores.shape[1])]
@@ -406,12 +434,17 @@ def _annotate(args):
         if ids is not None
         else [str(i) for i in range(len(scores))]
     )
-    order = np.argsort(-scores, axis=1, kind="stable")[:, :top]
+    order = np.argsort(-scores, axis=1, kind="stable")
+    if args.threshold is None:
+        keep = [o[:top] for o in order]
+    else:
+        sets = threshold_annotation(scores, args.threshold)
+        keep = [o[sets[i, o] > 0] for i, o in enumerate(order)]
     result = [
         {
             "image": ids[i],
             "labels": [
-                {"label": names[m], "score": float(scores[i, m])} for m in order[i]
+                {"label": names[m], "score": float(scores[i, m])} for m in keep[i]
             ],
         }
         for i in range(len(scores))

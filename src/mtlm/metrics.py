@@ -43,6 +43,7 @@ __all__ = [
     "mean_average_precision",
     "miap",
     "per_label_scores",
+    "threshold_annotation",
     "top_k_annotation",
 ]
 
@@ -275,6 +276,49 @@ def top_k_annotation(scores, k=5):
     top = _argsort_desc_stable(scores, axis=1)[:, :k]
     Y_pred = np.zeros((n, n_labels), dtype=np.uint8)
     np.put_along_axis(Y_pred, top, 1, axis=1)
+    return Y_pred
+
+
+def threshold_annotation(proba, threshold=0.5):
+    """Annotate each image with the labels whose probability reaches ``threshold``.
+
+    The binary sets of ALGORITHM.md section 5.4 (for F-ex): label ``m`` is kept
+    when ``proba[i, m] >= threshold``; an image where no label passes keeps its
+    most probable one (ties to the lower label index), so no set is empty.
+
+    Parameters
+    ----------
+    proba : array-like or sparse matrix of shape (n_images, n_labels)
+        Label probabilities, e.g. :meth:`mtlm.MTLMAnnotator.predict_proba`.
+    threshold : float, default=0.5
+        Finite; a label is kept at ``proba >= threshold``.
+
+    Returns
+    -------
+    Y_pred : ndarray of shape (n_images, n_labels), dtype uint8
+
+    Raises
+    ------
+    ValueError
+        If ``proba`` is not a non-empty 2-D array of finite reals, or
+        ``threshold`` is not a finite real.
+
+    Examples
+    --------
+    >>> threshold_annotation([[0.7, 0.2, 0.6], [0.1, 0.3, 0.3]])
+    array([[1, 0, 1],
+           [0, 1, 0]], dtype=uint8)
+    """
+    proba = _check_scores(proba, "proba")
+    if (
+        isinstance(threshold, bool)
+        or not isinstance(threshold, numbers.Real)
+        or not np.isfinite(threshold)
+    ):
+        raise ValueError(f"threshold must be a finite real number; got {threshold!r}.")
+    Y_pred = (proba >= threshold).astype(np.uint8)
+    empty = np.flatnonzero(~Y_pred.any(axis=1))
+    Y_pred[empty, np.argmax(proba[empty], axis=1)] = 1  # argmax: first maximum
     return Y_pred
 
 
