@@ -25,12 +25,14 @@ def effective_n_threads(n_jobs=None):
     n_jobs : int or None
         None follows the OpenMP runtime (``OMP_NUM_THREADS``,
         threadpoolctl limits); -1 means every CPU; a negative value ``-k``
-        means ``cpu_count + 1 - k``; 0 is an error.
+        means ``cpu_count + 1 - k``; 0 is an error. A count above the CPUs
+        this process may run on is capped there: the kernels are CPU-bound,
+        and the OpenMP runtime crashes when asked for 10^5 threads.
 
     Returns
     -------
     n_threads : int
-        At least 1; always 1 when the kernels were built without OpenMP.
+        In [1, CPUs]; always 1 when the kernels were built without OpenMP.
     """
     if n_jobs is not None and (isinstance(n_jobs, bool) or
                                not isinstance(n_jobs, (int,)) and
@@ -44,7 +46,15 @@ def effective_n_threads(n_jobs=None):
         return 1
     if n_jobs is None:
         return max(1, omp_get_max_threads())
+    n_cpus = _usable_cpus()
     if n_jobs < 0:
-        n_cpus = os.cpu_count() or 1
         return max(1, n_cpus + 1 + n_jobs)
-    return n_jobs
+    return min(n_jobs, n_cpus)
+
+
+def _usable_cpus():
+    """CPUs this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)

@@ -15,9 +15,10 @@ import warnings
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
-from sklearn.exceptions import ConvergenceWarning
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
 import mtlm
+import mtlm._annotator
 import mtlm._memory
 from mtlm import BaseDistances, MTLMAnnotator
 from mtlm._annotator import METHODS
@@ -536,6 +537,60 @@ def test_too_many_triplets_raise_memory_error_naming_the_knobs(rng, monkeypatch)
     with pytest.raises(MemoryError, match=r"triplets .*reduce k_pos or k_neg"):
         build_triplets(bd, P, Y, 3, 39)
     monkeypatch.setattr(mtlm._memory, "available_memory", real)
+
+
+def test_huge_n_jobs_is_capped_at_the_cpus(rng):
+    from mtlm_fast import effective_n_threads, openmp_enabled
+
+    cpus = effective_n_threads(-1)
+    assert effective_n_threads(10**5) == effective_n_threads(10**30) == cpus
+    assert effective_n_threads(1) == 1
+    assert cpus == (len(os.sched_getaffinity(0)) if openmp_enabled() else 1)
+    X, Xt, Y = _data(rng)
+    a = MTLMAnnotator(tau=0.5, n_jobs=10**5).fit(X, Y)  # crashed in OpenMP before
+    b = MTLMAnnotator(tau=0.5, n_jobs=1).fit(X, Y)
+    assert_array_equal(a.decision_function(Xt), b.decision_function(Xt))
+
+
+@pytest.mark.parametrize(
+    "param, value, match",
+    [
+        ("mu", -1, "mu must be >= 0"),
+        ("mu", "a", "mu must be"),
+        ("label_budget", "x", "label_budget"),
+        ("full_check_every", 2.5, "full_check_every"),
+        ("label_sum", "x", "label_sum must be one of"),
+        ("margin", np.nan, "margin"),
+    ],
+)
+@pytest.mark.parametrize("method", ["jec", "mtlm-ldml", "mtlm-lmnn"])
+def test_every_parameter_is_checked_whatever_the_method(
+    rng, method, param, value, match
+):
+    X, _, Y = _data(rng)
+    with pytest.raises(ValueError, match=match):
+        MTLMAnnotator(method, **{param: value}).fit(X, Y)
+
+
+def test_a_failed_refit_leaves_no_half_replaced_model(rng, monkeypatch):
+    X, Xt, Y = _data(rng)
+    est = MTLMAnnotator("mtlm-ldml", tau=0.5, max_iter=5).fit(X, Y)
+    X2 = {"g": rng.random((30, 3))}
+    Y2 = (rng.random((30, 8)) < 0.5).astype(np.uint8)
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("interrupted")
+
+    monkeypatch.setattr(mtlm._annotator, "_run_learner", boom)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        est.fit(X2, Y2)
+    # unfitted, not new training data with the old weights
+    with pytest.raises(NotFittedError):
+        est.decision_function(X2)
+    assert not [a for a in vars(est) if a.endswith("_") or a == "_train_blocks"]
+    monkeypatch.undo()
+    est.fit(X2, Y2)  # and it fits again
+    assert est.decision_function(X2).shape == (30, 8)
 
 
 # -- 8. interrupts ---------------------------------------------------------------------

@@ -61,6 +61,13 @@ class LearnedMetric:
     extra: dict = field(default_factory=dict)  # more fitted attributes (name_ -> value)
 
 
+def forget_fit(est):
+    """Drop what a fit left on ``est`` (public fitted and private training state)."""
+    private = ("_train_blocks", "_train_blocks_raw", "_groups")
+    for name in [a for a in vars(est) if a.endswith("_") or a in private]:
+        delattr(est, name)
+
+
 def equal_weights(n_base, n_labels):
     """JEC's metric: ``w_* = 1/F`` for every label, nothing learned."""
     return LearnedMetric(
@@ -385,6 +392,12 @@ class MTLMAnnotator(BaseEstimator):
         if not (isinstance(self.tau, str) and self.tau == "auto"):
             check_float(self.tau, "tau", low=0.0, low_open=True)
         effective_n_threads(self.n_jobs)  # raises on a bad n_jobs
+        # every method's parameters, also those this method ignores: a bad
+        # value is an error whatever the method (and a later set_params would
+        # otherwise find it only after the training data were replaced)
+        from mtlm._lmnn import check_lmnn_params
+
+        check_lmnn_params(self)
 
     # -- fitting -----------------------------------------------------------------
     def fit(self, X, y):
@@ -416,17 +429,23 @@ class MTLMAnnotator(BaseEstimator):
                 stacklevel=2,
             )
 
-        bd = BaseDistances(metrics=self.metrics, normalize=self.normalize)
-        bd._fit_blocks(blocks, names, diagonal, self.n_jobs)
-        self._set_training_data(bd, blocks, Y)
-        F, M = bd.n_base_, Y.shape[1]
-        if self.method == "jec":
-            learned = equal_weights(F, M)
-        else:
-            learned = _run_learner(self, n_threads)
-        self._set_weights(learned)
-        self._choose_tau(n_threads)
-        self._fit_probability(n_threads)
+        try:
+            bd = BaseDistances(metrics=self.metrics, normalize=self.normalize)
+            bd._fit_blocks(blocks, names, diagonal, self.n_jobs)
+            self._set_training_data(bd, blocks, Y)
+            F, M = bd.n_base_, Y.shape[1]
+            if self.method == "jec":
+                learned = equal_weights(F, M)
+            else:
+                learned = _run_learner(self, n_threads)
+            self._set_weights(learned)
+            self._choose_tau(n_threads)
+            self._fit_probability(n_threads)
+        except BaseException:
+            # all or nothing: a half-replaced model (new data, old weights)
+            # would predict garbage
+            forget_fit(self)
+            raise
         return self
 
     def tune(

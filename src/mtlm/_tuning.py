@@ -292,7 +292,7 @@ def tune(
     refit=True,
 ):
     """Hold-out search; see :meth:`mtlm.MTLMAnnotator.tune`.  Returns ``est``."""
-    from mtlm._annotator import equal_weights
+    from mtlm._annotator import equal_weights, forget_fit
 
     est._validate_params()
     check_choice(scoring, "scoring", tuple(SCORINGS))
@@ -410,7 +410,7 @@ def tune(
     if refit:
         est.fit(X, y)
     else:
-        _forget_fit(est)
+        forget_fit(est)
     est.tune_results_ = results
     est.best_index_ = best
     est.best_params_ = dict(points[best])
@@ -419,13 +419,6 @@ def tune(
     est.tune_holdout_indices_ = hold_rows
     est.tune_time_ = search_time
     return est
-
-
-def _forget_fit(est):
-    """Drop what an earlier fit left on ``est``: it no longer matches its params."""
-    private = ("_train_blocks", "_train_blocks_raw", "_groups")
-    for name in [a for a in vars(est) if a.endswith("_") or a in private]:
-        delattr(est, name)
 
 
 def _point_params(est, points):
