@@ -476,9 +476,12 @@ def test_held_out_tau_is_the_best_relative_tau_of_a_fit_without_the_held_out(met
         sub = MTLMAnnotator(method, tau=1.0, **params)
         sub.fit({f: b[rest] for f, b in X.items()}, Y[rest])
     relative = np.geomspace(0.005, 2.0, 16)
-    sub_scale = (sub.weights_shared_ + sub.weights_label_).sum(axis=1).mean()
+    # the grid's scale: the mean learned distance of training pairs, with the
+    # base-distance means of the full training set
+    means = est.base_distances_.base_means_
+    sub_scale = ((sub.weights_shared_ + sub.weights_label_) @ means).mean()
     if not sub.weights_label_.any():
-        sub_scale = sub.weights_shared_.sum()
+        sub_scale = sub.weights_shared_ @ means
     f1 = []
     for t in sub_scale * relative:
         sub.tau_ = t  # the fitted temperature (set_params changes only tau)
@@ -486,7 +489,7 @@ def test_held_out_tau_is_the_best_relative_tau_of_a_fit_without_the_held_out(met
         f1.append(annotation_scores(Y[hold], pred)["F1"])
     assert_allclose(est.tau_scores_, f1, rtol=0, atol=1e-12)
     W = est.weights_shared_[None, :] + est.weights_label_
-    scale = W.sum(axis=1).mean() if est.weights_label_.any() else W[0].sum()
+    scale = (W @ means).mean() if est.weights_label_.any() else W[0] @ means
     assert est.tau_ == pytest.approx(scale * relative[int(np.argmax(f1))], rel=1e-12)
 
 

@@ -593,6 +593,42 @@ def test_a_failed_refit_leaves_no_half_replaced_model(rng, monkeypatch):
     assert est.decision_function(X2).shape == (30, 8)
 
 
+@pytest.mark.parametrize("normalize", ["none", "max"])
+def test_tau_grid_follows_the_scale_of_unnormalised_distances(rng, normalize):
+    # 1e4 times the features: the tau grid scales with the distances, so the
+    # annotation is the same (raw votes underflowed to 0 before)
+    X, Xt, Y = _data(rng, n=80, M=6)
+    kw = dict(normalize=normalize, vote="raw", n_labels=3, random_state=0)
+    a = MTLMAnnotator(**kw).fit(X, Y)
+    big = {f: 1e4 * v for f, v in X.items()}
+    b = MTLMAnnotator(**kw).fit(big, Y)
+    bt = {f: 1e4 * v for f, v in Xt.items()}
+    if normalize == "none":
+        assert b.tau_ == pytest.approx(1e4 * a.tau_, rel=1e-5)
+    assert (b.decision_function(bt).max(axis=1) > 0).all()
+    assert_array_equal(b.predict(bt), a.predict(Xt))
+
+
+def test_base_means_are_measured_on_the_pair_sample(rng):
+    X, _, _ = _data(rng)
+    X = {f: v.astype(np.float64) for f, v in X.items()}
+    assert_array_equal(BaseDistances().fit(X).base_means_, [1.0, 1.0])
+    bd = BaseDistances(normalize="none").fit(X)
+    n = X["a"].shape[0]
+    q, p = np.triu_indices(n, k=1)  # few images: every pair is in the sample
+    want = [np.abs(v[q] - v[p]).sum(axis=1).mean() for v in X.values()]
+    assert_allclose(bd.base_means_, want, rtol=1e-5)
+    diag = BaseDistances().fit(X["a"])
+    assert_allclose(diag.base_means_, ((X["a"][q] - X["a"][p]) ** 2).mean(axis=0))
+
+
+def test_raw_votes_that_underflow_warn(rng):
+    X, Xt, Y = _data(rng)
+    est = MTLMAnnotator(vote="raw", tau=1e-6).fit(X, Y)
+    with pytest.warns(RuntimeWarning, match="underflowed to 0 at tau=1e-06"):
+        est.decision_function(Xt)
+
+
 # -- 8. interrupts ---------------------------------------------------------------------
 # A shell that starts jobs in the background (nohup, `&`, some CI runners) makes
 # its children ignore SIGINT; the scripts restore Python's Ctrl-C handler so the

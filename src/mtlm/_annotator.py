@@ -629,6 +629,12 @@ class MTLMAnnotator(BaseEstimator):
             return self.weights_shared_[None, :]
         return self.weights_shared_[None, :] + self.weights_label_
 
+    def _base_means(self):
+        # a model file does not keep base_means_ (only fit uses it): mean
+        # normalisation is the safe reading
+        bd = self.base_distances_
+        return getattr(bd, "base_means_", np.ones(bd.n_base_))
+
     def _choose_tau(self, n_threads):
         if not (isinstance(self.tau, str) and self.tau == "auto"):
             self.tau_ = float(self.tau)
@@ -636,7 +642,7 @@ class MTLMAnnotator(BaseEstimator):
             self.tau_scores_ = None
             return
         rng = check_random_state(self.random_state)
-        grid = _typical_distance(self._metric_weights()) * _TAU_GRID
+        grid = _typical_distance(self._metric_weights(), self._base_means()) * _TAU_GRID
         held_out = self.tau_select == "held-out" and self.method != "jec"
         scored = self._tau_held_out(rng, n_threads) if held_out else None
         if scored is None:  # leave-self-out (also when no held-out split works)
@@ -704,7 +710,7 @@ class MTLMAnnotator(BaseEstimator):
             warnings.simplefilter("ignore", RuntimeWarning)
             learned = _run_learner(sub, n_threads)
         sub._set_weights(learned)
-        grid = _typical_distance(sub._metric_weights()) * _TAU_GRID
+        grid = _typical_distance(sub._metric_weights(), self._base_means()) * _TAU_GRID
         scores = sub._scores([b[hold] for b in self._train_blocks], grid, n_threads)
         return _f1_per_tau(Y[hold], scores, self.n_labels), hold.size, "held out"
 
@@ -767,7 +773,21 @@ class MTLMAnnotator(BaseEstimator):
         check_is_fitted(self, "weights_shared_")
         Pq = self.base_distances_.check(X, "X")
         n_threads = effective_n_threads(self.n_jobs)
-        return self._scores(Pq, [self.tau_], n_threads)[0]
+        scores = self._scores(Pq, [self.tau_], n_threads)[0]
+        if self.vote == "raw" and scores.size:
+            # every pool holds images of each label, so a row of zeros means
+            # exp(-D / tau) underflowed for the whole pool
+            dead = int((scores.max(axis=1) <= 0).sum())
+            if dead:
+                warnings.warn(
+                    f"vote='raw': every vote of {dead} of {scores.shape[0]} "
+                    f"image(s) underflowed to 0 at tau={self.tau_:.4g} (their "
+                    f"labels are then the first ones); raise tau, use "
+                    f"tau='auto' or vote='normalized'.",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+        return scores
 
     @available_if(lambda est: est.probability)
     def predict_proba(self, X):
@@ -830,11 +850,11 @@ def _check_random_state(value):
         ) from exc
 
 
-def _typical_distance(W):
-    """Mean total weight: normalised base distances have mean ~1, so sum(w) is
-    the typical D. An all-zero metric (every distance 0) votes the same for
-    any tau, so 1 then."""
-    scale = float(np.mean(W.sum(axis=1)))
+def _typical_distance(W, base_means):
+    """Mean over labels of the mean learned distance ``W_m . E[d]`` of training
+    pairs (``sum(w)`` for mean-normalised base distances). An all-zero metric
+    (every distance 0) votes the same for any tau, so 1 then."""
+    scale = float(np.mean(W @ base_means))
     return scale if scale > 0 else 1.0
 
 

@@ -55,6 +55,10 @@ class BaseDistances:
         Base distance of each block.
     scales_ : ndarray of shape (n_blocks,)
         Factor applied to each raw distance (1 / mean, 1 / max or 1).
+    base_means_ : ndarray of shape (n_base,)
+        Mean of each (scaled) base distance over the training pair sample:
+        1 with ``normalize="mean"``, measured otherwise (and per dimension in
+        diagonal mode). It sets the scale of the vote temperatures tried.
     dims_ : list of int
         Columns of each block.
     diagonal_ : bool
@@ -116,19 +120,21 @@ class BaseDistances:
             self.metrics_ = ["sqdiff"]
             self.n_base_ = self.dims_[0]
             self.scales_ = np.ones(self.n_base_)
+            self.base_means_ = _diagonal_means(blocks[0], n_pairs, self.random_state)
             return self
         self.metrics_ = self._resolve_metrics(names)
         self.n_base_ = len(names)
         for b, f, m in zip(blocks, names, self.metrics_):
             _check_histogram(b, f"X[{f!r}]", m)
         self.scales_ = np.ones(len(names))
-        if self.normalize != "none":
-            qidx, pidx = _pair_sample(blocks[0].shape[0], n_pairs, self.random_state)
-            n_threads = effective_n_threads(n_jobs)
-            for f, (b, m) in enumerate(zip(blocks, self.metrics_)):
-                stat = self._pair_statistic(
-                    self._prepare(b, m), m, qidx, pidx, n_threads
-                )
+        self.base_means_ = np.ones(len(names))
+        qidx, pidx = _pair_sample(blocks[0].shape[0], n_pairs, self.random_state)
+        n_threads = effective_n_threads(n_jobs)
+        for f, (b, m) in enumerate(zip(blocks, self.metrics_)):
+            prepared = self._prepare(b, m)
+            stat = 1.0
+            if self.normalize != "none":
+                stat = self._pair_statistic(prepared, m, qidx, pidx, n_threads)
                 if stat > 0:
                     self.scales_[f] = 1.0 / stat
                 else:
@@ -137,6 +143,11 @@ class BaseDistances:
                         "it is left unscaled and carries no information.",
                         names[f],
                     )
+            if self.normalize != "mean" or stat <= 0:
+                # "mean" makes the sample mean 1; otherwise it is measured
+                code = _KERNEL[m][0]
+                mean = _pairwise.paired_mean(prepared, qidx, pidx, code, n_threads)
+                self.base_means_[f] = mean * _constant(m) * self.scales_[f]
         logger.info("base distances: %s", dict(zip(self.feature_names_, self.metrics_)))
         return self
 
@@ -301,6 +312,17 @@ def _check_magnitude(block, name, diagonal):
             f"{name} has values up to {big:.3g} in magnitude; the base distances "
             f"would overflow (the limit is {limit:.0e}): rescale the features."
         )
+
+
+def _diagonal_means(X, n_pairs, seed, chunk=512):
+    """Mean of (x_f - z_f)^2 per dimension over a sample of training pairs."""
+    qidx, pidx = _pair_sample(X.shape[0], min(n_pairs, 8192), seed)
+    total = np.zeros(X.shape[1])
+    for a in range(0, qidx.size, chunk):
+        q, p = qidx[a : a + chunk], pidx[a : a + chunk]
+        diff = X[q].astype(np.float64) - X[p]
+        total += np.einsum("ij,ij->j", diff, diff)
+    return total / max(qidx.size, 1)
 
 
 def _pair_sample(n, n_pairs, seed):
