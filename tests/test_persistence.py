@@ -271,3 +271,12 @@ def test_edited_lmnn_pieces_raise_naming_the_problem(rng, tmp_path, edit, match)
     with pytest.raises(ValueError, match=match) as info:
         load_model(bad)
     assert str(bad) in str(info.value)
+
+
+def test_a_model_fitted_on_a_cluster_loads_to_run_locally(rng, tmp_path):
+    est, X = _fitted(rng)
+    est.set_params(backend="dask", dask_client="tcp://127.0.0.1:1")
+    loaded = load_model(est.save(tmp_path / "m.npz"))
+    assert loaded.backend == "local" and loaded.dask_client is None
+    est.set_params(backend="local", dask_client=None)
+    assert_array_equal(loaded.decision_function(X), est.decision_function(X))

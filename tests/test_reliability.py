@@ -629,6 +629,32 @@ def test_raw_votes_that_underflow_warn(rng):
         est.decision_function(Xt)
 
 
+@pytest.mark.parametrize(
+    "method, kw, match",
+    [
+        ("mtlm-lmnn", dict(k_pos=30), "no candidate triplet.*lower k_pos"),
+        (
+            "local-lmnn",
+            dict(k=30, constraints="2pknn"),
+            "no candidate triplet.*lower k",
+        ),
+        ("mtlm-ldml", dict(k=30), "no constraint to learn from.*more than k=30"),
+        ("global-ldml", dict(k=30), "no constraint to learn from"),
+    ],
+)
+def test_a_fit_with_nothing_to_learn_warns_and_keeps_the_initial_metric(
+    rng, method, kw, match
+):
+    X, Xt, Y = _data(rng)  # largest label: about 16 of 40 images
+    with pytest.warns(UserWarning, match=match):
+        est = MTLMAnnotator(method, tau=0.5, **kw).fit(X, Y)
+    assert est.n_iter_ == 0
+    W = est.weights_shared_[None, :] + est.weights_label_
+    jec = MTLMAnnotator(tau=0.5, k=est.k).fit(X, Y)
+    assert_allclose(W, jec.weights_shared_[None, :] + jec.weights_label_)
+    assert_allclose(est.decision_function(Xt), jec.decision_function(Xt))
+
+
 # -- 8. interrupts ---------------------------------------------------------------------
 # A shell that starts jobs in the background (nohup, `&`, some CI runners) makes
 # its children ignore SIGINT; the scripts restore Python's Ctrl-C handler so the

@@ -381,6 +381,19 @@ def learn_ldml(est, cons, n_threads):
     method = est.method
     image_level = method == "global-ldml"
     problem = LDMLProblem(cons, normalize_loss=est.normalize_loss)
+    if problem.tasks.size == 0:
+        scheme = ldml_scheme(est)
+        need = (
+            f"more than k={est.k} images"
+            if scheme == "2pknn"
+            else "2 images and a similar or dissimilar neighbour"
+        )
+        warnings.warn(
+            f"no constraint to learn from (constraints={scheme!r}: a label needs "
+            f"{need}): the metric stays at its initial value; lower k.",
+            UserWarning,
+            stacklevel=5,
+        )
     max_iter = 500 if est.max_iter is None else est.max_iter
     shared = method != "local-ldml"
     ws, wl, bias, n_iter, trace = solve_ldml(

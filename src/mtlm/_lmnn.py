@@ -790,6 +790,17 @@ def learn_lmnn(est, ts, n_threads):
     mode = LMNN_METHODS[est.method]
     p = check_lmnn_params(est)
     Y = est.Y_train_
+    if ts.n_triplets == 0:
+        scheme = lmnn_scheme(est)
+        knob = "k_pos" if scheme == "label" else "k"
+        size = est.k_pos + 1 if scheme == "label" else est.k + 1
+        warnings.warn(
+            f"no candidate triplet to learn from (constraints={scheme!r}: a label "
+            f"needs {size} images or more, and images without it): the metric "
+            f"stays at its initial value; lower {knob}.",
+            UserWarning,
+            stacklevel=5,
+        )
     res = fit_lmnn(
         ts,
         mode=mode,

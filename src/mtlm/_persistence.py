@@ -77,6 +77,9 @@ def save_model(est, path, *, label_names=None, info=None):
     params = est.get_params()
     if not isinstance(params.get("random_state"), (int, type(None))):
         params["random_state"] = None  # a RandomState instance is not portable
+    # where it runs is the loader's choice: a model fitted on a cluster must
+    # predict without one (the results are the same)
+    params["backend"], params["dask_client"] = "local", None
     meta = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,

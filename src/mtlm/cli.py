@@ -341,7 +341,6 @@ def _fit(args):
     with _dask_backend(args) as backend:
         est.set_params(**backend)
         tuned = _fit_or_tune(est, data.X_train, data.Y_train, tune)
-    est.set_params(backend="local", dask_client=None)  # saved without the client
     info = {"dataset": data.name, "fit_s": time.perf_counter() - t0}
     if tuned is not None:
         info["tune"] = tuned
