@@ -655,6 +655,27 @@ def test_a_fit_with_nothing_to_learn_warns_and_keeps_the_initial_metric(
     assert_allclose(est.decision_function(Xt), jec.decision_function(Xt))
 
 
+@pytest.mark.parametrize(
+    "metric, scale",
+    [("sqeuclidean", 1e20), ("l1", 1e140), ("l2", 1e38), ("chi2", 1e38)],
+)
+def test_unscaled_distances_beyond_float32_raise(rng, metric, scale):
+    X = {"a": rng.random((30, 5))}
+    Y = (rng.random((30, 3)) < 0.4).astype(np.uint8)
+    kw = dict(metrics=metric, normalize="none", tau=1.0)
+    with pytest.raises(ValueError, match=r"X\['a'\].*beyond float32"):
+        MTLMAnnotator(**kw).fit({"a": X["a"] * scale}, Y)
+    est = MTLMAnnotator(**kw).fit(X, Y)
+    with pytest.raises(ValueError, match=r"X\['a'\].*beyond float32"):
+        est.predict({"a": X["a"][:2] * scale})
+    # normalised, the same features are fine; unnormalised, 1e30 is too
+    big = {"a": X["a"] * (scale if metric != "sqeuclidean" else 1e18)}
+    ok = MTLMAnnotator(metrics=metric, tau=1.0).fit(big, Y)
+    assert np.isfinite(ok.decision_function(big)).all()
+    small = {"a": X["a"] * 1e15}
+    assert np.isfinite(MTLMAnnotator(**kw).fit(small, Y).decision_function(small)).all()
+
+
 # -- 8. interrupts ---------------------------------------------------------------------
 # A shell that starts jobs in the background (nohup, `&`, some CI runners) makes
 # its children ignore SIGINT; the scripts restore Python's Ctrl-C handler so the

@@ -126,6 +126,8 @@ class BaseDistances:
         self.n_base_ = len(names)
         for b, f, m in zip(blocks, names, self.metrics_):
             _check_histogram(b, f"X[{f!r}]", m)
+            if self.normalize == "none":
+                _check_unscaled(b, f"X[{f!r}]", m)
         self.scales_ = np.ones(len(names))
         self.base_means_ = np.ones(len(names))
         qidx, pidx = _pair_sample(blocks[0].shape[0], n_pairs, self.random_state)
@@ -213,6 +215,8 @@ class BaseDistances:
         out = []
         for b, f, m in zip(blocks, self.feature_names_, self.metrics_):
             _check_histogram(b, f"{name}[{f!r}]", m)
+            if self.normalize == "none":
+                _check_unscaled(b, f"{name}[{f!r}]", m)
             out.append(self._prepare(b, m))
         return out
 
@@ -302,6 +306,7 @@ def _check_histogram(block, name, metric):
 # differences are stored as float32 in diagonal mode (max 3.4e38), and
 # accumulated in float64 (max 1.8e308) over up to ~1e7 columns otherwise.
 _MAX_ABS = {True: 1e18, False: 1e150}
+_F32_MAX = float(np.finfo(np.float32).max)
 
 
 def _check_magnitude(block, name, diagonal):
@@ -311,6 +316,29 @@ def _check_magnitude(block, name, diagonal):
         raise ValueError(
             f"{name} has values up to {big:.3g} in magnitude; the base distances "
             f"would overflow (the limit is {limit:.0e}): rescale the features."
+        )
+
+
+def _check_unscaled(block, name, metric):
+    """With normalize="none" raw distances are stored as float32: bound them.
+
+    ``|x - z| <= 2 max|x|``, so per metric the largest distance of d columns is
+    at most 2 d max (l1, chi2: sum (x - z)^2 / (x + z) <= sum (x + z)),
+    2 sqrt(d) max (l2), 4 d max^2 (sqeuclidean); hellinger cannot overflow.
+    """
+    big = float(np.abs(block).max()) if block.size else 0.0
+    d = block.shape[1]
+    top = {
+        "l1": 2 * d * big,
+        "chi2": 2 * d * big,
+        "l2": 2 * np.sqrt(d) * big,
+        "sqeuclidean": 4 * d * big * big,
+    }.get(metric, 0.0)
+    if top > _F32_MAX:
+        raise ValueError(
+            f"{name} has values up to {big:.3g} in magnitude: with normalize='none' "
+            f"its {metric} distances could reach {top:.3g}, beyond float32 "
+            f"({_F32_MAX:.2g}); rescale the features or normalize them."
         )
 
 
