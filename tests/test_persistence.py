@@ -166,6 +166,8 @@ def _set_meta(key, value, sub=None):
         (_set_meta("dims", [5, 0]), "dims"),
         (_set_meta("label_names", ["w"]), "label_names"),
         (_set_meta("diagonal", "no"), "diagonal"),
+        (_set_meta("columns", "x"), "meta 'columns'"),
+        (_set_meta("columns", [["a"], None]), "meta 'columns'"),
     ],
 )
 def test_edited_model_files_raise_naming_the_problem(rng, tmp_path, edit, match):

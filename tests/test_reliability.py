@@ -676,6 +676,28 @@ def test_unscaled_distances_beyond_float32_raise(rng, metric, scale):
     assert np.isfinite(MTLMAnnotator(**kw).fit(small, Y).decision_function(small)).all()
 
 
+def test_dataframe_columns_are_checked_against_fit(rng, tmp_path):
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame(rng.random((40, 4)), columns=list("abcd"))
+    Y = (rng.random((40, 3)) < 0.4).astype(np.uint8)
+    for X, wrap, label in (
+        ({"f0": df}, lambda d: {"f0": d}, r"X\['f0'\]"),
+        (df, lambda d: d, "X"),
+    ):
+        est = MTLMAnnotator(tau=1.0).fit(X, Y)
+        want = est.decision_function(wrap(df))
+        assert_array_equal(est.decision_function(wrap(df.to_numpy())), want)
+        with pytest.raises(ValueError, match=label + r" has columns \['d', 'c'"):
+            est.decision_function(wrap(df[list("dcba")]))
+        renamed = df.rename(columns={"a": "z"})
+        with pytest.raises(ValueError, match="but fit saw"):
+            est.predict(wrap(renamed))
+        loaded = mtlm.load_model(est.save(tmp_path / "m.npz"))
+        with pytest.raises(ValueError, match="reorder or rename"):
+            loaded.predict(wrap(df[list("dcba")]))
+        assert_array_equal(loaded.decision_function(wrap(df)), want)
+
+
 # -- 8. interrupts ---------------------------------------------------------------------
 # A shell that starts jobs in the background (nohup, `&`, some CI runners) makes
 # its children ignore SIGINT; the scripts restore Python's Ctrl-C handler so the

@@ -19,6 +19,7 @@ from mtlm._calibration import fit_label_sigmoids, label_probabilities
 from mtlm._distances import BaseDistances
 from mtlm._neighbourhoods import LabelGroups, group_neighbours, pool_scores
 from mtlm._validation import (
+    block_columns,
     check_choice,
     check_feature_blocks,
     check_float,
@@ -431,7 +432,9 @@ class MTLMAnnotator(BaseEstimator):
 
         try:
             bd = BaseDistances(metrics=self.metrics, normalize=self.normalize)
-            bd._fit_blocks(blocks, names, diagonal, self.n_jobs)
+            bd._fit_blocks(
+                blocks, names, diagonal, self.n_jobs, columns=block_columns(X, names)
+            )
             self._set_training_data(bd, blocks, Y)
             F, M = bd.n_base_, Y.shape[1]
             if self.method == "jec":

@@ -8,7 +8,12 @@ import warnings
 import numpy as np
 
 from mtlm._memory import check_allocation
-from mtlm._validation import check_choice, check_feature_blocks, check_int
+from mtlm._validation import (
+    block_columns,
+    check_choice,
+    check_feature_blocks,
+    check_int,
+)
 from mtlm_fast import _pairwise, effective_n_threads
 
 __all__ = ["BaseDistances", "METRICS"]
@@ -98,10 +103,13 @@ class BaseDistances:
         self : BaseDistances
         """
         blocks, names, diagonal = check_feature_blocks(X, "X")
-        return self._fit_blocks(blocks, names, diagonal, n_jobs)
+        return self._fit_blocks(
+            blocks, names, diagonal, n_jobs, columns=block_columns(X, names)
+        )
 
-    def _fit_blocks(self, blocks, names, diagonal, n_jobs=None):
+    def _fit_blocks(self, blocks, names, diagonal, n_jobs=None, columns=None):
         check_choice(self.normalize, "normalize", _NORMALIZE)
+        self.columns_ = columns if columns is not None else [None] * len(blocks)
         n_pairs = check_int(self.n_pairs, "n_pairs", low=1)
         check_int(self.random_state, "random_state", low=0, allow_none=True)
         self.feature_names_ = list(names)
@@ -206,6 +214,16 @@ class BaseDistances:
         blocks, _, _ = check_feature_blocks(
             X, name, feature_names=self.feature_names_, dims=self.dims_
         )
+        fitted = getattr(self, "columns_", [None] * len(blocks))
+        for f, want, got in zip(
+            self.feature_names_, fitted, block_columns(X, self.feature_names_)
+        ):
+            if want is not None and got is not None and got != want:
+                label = name if self.diagonal_ else f"{name}[{f!r}]"
+                raise ValueError(
+                    f"{label} has columns {_short(got)}, but fit saw "
+                    f"{_short(want)}: reorder or rename them as in fit."
+                )
         for b, f in zip(blocks, self.feature_names_):
             _check_magnitude(
                 b, name if self.diagonal_ else f"{name}[{f!r}]", self.diagonal_
@@ -317,6 +335,10 @@ def _check_magnitude(block, name, diagonal):
             f"{name} has values up to {big:.3g} in magnitude; the base distances "
             f"would overflow (the limit is {limit:.0e}): rescale the features."
         )
+
+
+def _short(cols, n=6):
+    return repr(cols) if len(cols) <= n else repr(cols[:n])[:-1] + ", ...]"
 
 
 def _check_unscaled(block, name, metric):

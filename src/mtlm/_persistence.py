@@ -6,7 +6,8 @@ Layout (format version 1)
     0-d unicode array holding a JSON object: ``format`` ("mtlm-model"),
     ``format_version``, ``mtlm_version``, ``method``, ``params`` (the
     estimator's ``get_params()``), ``feature_names``, ``metrics``, ``dims``,
-    ``diagonal``, ``normalize``, ``label_names``, ``tau``, ``n_iter`` and a
+    ``diagonal``, ``normalize``, ``columns`` (per block, the DataFrame column
+    names seen in fit, or null), ``label_names``, ``tau``, ``n_iter`` and a
     free ``info`` object (e.g. evaluation scores).
 ``weights_shared`` (F,), ``weights_label`` (M, F), ``bias`` (M,), ``objective``
     Learned metric and optimisation trace, float64.
@@ -91,6 +92,7 @@ def save_model(est, path, *, label_names=None, info=None):
         "dims": [int(x) for x in bd.dims_],
         "diagonal": bool(bd.diagonal_),
         "normalize": bd.normalize,
+        "columns": getattr(bd, "columns_", None),
         "label_names": label_names,
         "tau": float(est.tau_),
         "n_iter": int(est.n_iter_),
@@ -196,6 +198,7 @@ def _restore(meta, arrays):
     bd.dims_ = list(dims)
     bd.diagonal_ = diagonal
     bd.n_base_ = dims[0] if diagonal else len(names)
+    bd.columns_ = _columns(meta.get("columns"), dims)
     F = bd.n_base_
     bd.scales_ = _weights(arrays["scales"], "scales", (F,), positive=True)
     X = blocks[0] if diagonal else dict(zip(names, blocks))
@@ -274,6 +277,25 @@ def _lmnn_extra(meta, arrays, M):
         "margin_": check_float(info.get("margin"), "meta lmnn 'margin'", low=0.0),
         "converged_": converged,
     }
+
+
+def _columns(value, dims):
+    """Per-block DataFrame column names of a model file (None: not recorded)."""
+    if value is None:
+        return [None] * len(dims)
+    ok = isinstance(value, list) and len(value) == len(dims)
+    for cols, d in zip(value if ok else [], dims):
+        if cols is not None and not (
+            isinstance(cols, list)
+            and len(cols) == d
+            and all(isinstance(c, str) for c in cols)
+        ):
+            ok = False
+    if not ok:
+        raise ValueError(
+            "meta 'columns' must hold, per block, null or its column names."
+        )
+    return value
 
 
 def _weights(value, name, shape, *, signed=False, positive=False):

@@ -40,6 +40,7 @@ from sklearn.utils import check_random_state
 from mtlm import _ldml, _lmnn
 from mtlm._distances import BaseDistances
 from mtlm._validation import (
+    block_columns,
     check_choice,
     check_feature_blocks,
     check_label_matrix,
@@ -299,6 +300,7 @@ def tune(
     if not isinstance(refit, (bool, np.bool_)):
         raise ValueError(f"refit must be a bool, got {refit!r}.")
     blocks, names, diagonal = check_feature_blocks(X, "X")
+    columns = block_columns(X, names)
     n = blocks[0].shape[0]
     Y = check_label_matrix(y, n, "y", allow_empty=False)
     points, contexts = checked_grid(param_grid, est)
@@ -328,7 +330,7 @@ def tune(
         if _distances_key(ctx) != dkey:
             dkey, ckey, cons, learned_cache = _distances_key(ctx), None, None, {}
             bd = BaseDistances(metrics=ctx.metrics, normalize=ctx.normalize)
-            bd._fit_blocks(fit_blocks, names, diagonal, ctx.n_jobs)
+            bd._fit_blocks(fit_blocks, names, diagonal, ctx.n_jobs, columns=columns)
             prepared = [bd._prepare(b, m) for b, m in zip(fit_blocks, bd.metrics_)]
             hold_prepared = [
                 bd._prepare(b, m) for b, m in zip(hold_blocks, bd.metrics_)

@@ -74,6 +74,23 @@ def _as_float_array(value, name):
     return arr
 
 
+def block_columns(X, names):
+    """Column names of each block of ``X`` (a DataFrame's string columns), or None.
+
+    ``names`` are the block names as :func:`check_feature_blocks` returns them
+    (``["x"]`` for a single array).
+    """
+    blocks = [X[f] for f in names] if isinstance(X, Mapping) else [X]
+    out = []
+    for b in blocks:
+        cols = getattr(b, "columns", None)
+        if cols is not None and all(isinstance(c, str) for c in cols):
+            out.append([str(c) for c in cols])
+        else:
+            out.append(None)
+    return out
+
+
 def check_feature_blocks(X, name="X", *, feature_names=None, dims=None):
     """Validate features given as one 2-D array or as a dict of blocks.
 
