@@ -302,3 +302,30 @@ def test_annotate_threshold_with_a_probability_model(user_npz, tmp_path, capsys)
         with pytest.raises(SystemExit) as exc:
             main([*argv, *bad])
         assert exc.value.code == 2
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (
+            ["fit", "--out", "{tmp}/no/such/m.npz"],
+            "folder {tmp}/no/such does not exist",
+        ),
+        (["fit", "--out", "{tmp}"], "is a folder; give a file name"),
+        (["evaluate", "--json", "{tmp}"], "is a folder; give a file name"),
+        (["evaluate", "--plot", "{tmp}/file.txt"], "cannot create the folder"),
+    ],
+)
+def test_outputs_are_checked_before_any_fit(
+    tmp_path, capsys, monkeypatch, argv, message
+):
+    (tmp_path / "file.txt").write_text("x")
+    import mtlm.cli as cli
+
+    def no_data(name):
+        raise AssertionError("the data were read before the output check")
+
+    monkeypatch.setattr(cli, "_load_data", no_data)
+    args = [a.format(tmp=tmp_path) for a in argv]
+    assert main(args) == 1
+    assert message.format(tmp=tmp_path) in capsys.readouterr().err

@@ -282,3 +282,12 @@ def test_a_model_fitted_on_a_cluster_loads_to_run_locally(rng, tmp_path):
     assert loaded.backend == "local" and loaded.dask_client is None
     est.set_params(backend="local", dask_client=None)
     assert_array_equal(loaded.decision_function(X), est.decision_function(X))
+
+
+def test_save_into_a_missing_folder_names_it(rng, tmp_path):
+    est, _ = _fitted(rng)
+    target = tmp_path / "no" / "such" / "m.npz"
+    with pytest.raises(
+        FileNotFoundError, match=r"cannot save to .*m\.npz: folder .*such"
+    ):
+        est.save(target)

@@ -126,6 +126,10 @@ def save_model(est, path, *, label_names=None, info=None):
     if os.path.isdir(path):
         raise ValueError(f"path {path} is a folder; give a file name, e.g. model.npz.")
     folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(
+            f"cannot save to {path}: folder {folder} does not exist."
+        )
     fd, tmp = tempfile.mkstemp(prefix=".mtlm-", suffix=".npz.tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as fh:

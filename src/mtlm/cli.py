@@ -328,6 +328,7 @@ def _fit(args):
             )
         )
     tune = _tune_settings(args, [args.method])
+    _check_output_file("--out", args.out)  # before the fit, not after it
     data = _load_data(args.dataset)
     est = MTLMAnnotator(
         args.method,
@@ -473,10 +474,15 @@ def _evaluate(args):
             )
         )
     tune = _tune_settings(args, methods)
-    if args.json:  # before the fits, not after them
-        folder = os.path.dirname(os.path.abspath(args.json))
-        if not os.path.isdir(folder):
-            raise DataError(f"--json {args.json}: folder {folder} does not exist")
+    # outputs are checked before the fits, not after them
+    if args.json:
+        _check_output_file("--json", args.json)
+    if args.plot:
+        try:
+            os.makedirs(args.plot, exist_ok=True)
+        except OSError as exc:
+            msg = f"--plot {args.plot}: cannot create the folder ({exc})"
+            raise DataError(msg) from exc
     data = _load_data(args.dataset)
 
     rows, per_label_f1, fitted, tuned = [], {}, {}, {}
@@ -559,6 +565,17 @@ def _per_label_f1(Y_true, Y_pred):
 
     res = per_label_scores(Y_true, Y_pred)
     return np.where(res["Ngt"] > 0, res["F1"], np.nan)
+
+
+def _check_output_file(option, path):
+    """DataError unless ``path`` names a file in an existing folder."""
+    import os
+
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise DataError(f"{option} {path}: folder {folder} does not exist")
+    if os.path.isdir(path):
+        raise DataError(f"{option} {path} is a folder; give a file name")
 
 
 def _write_plots(folder, data, per_label_f1, fitted):
