@@ -167,6 +167,11 @@ def _set_meta(key, value, sub=None):
         (_set_meta("label_names", ["w"]), "label_names"),
         (_set_meta("diagonal", "no"), "diagonal"),
         (_set_meta("columns", "x"), "meta 'columns'"),
+        (_set_meta("normalize", "median"), "meta 'normalize' must be one of"),
+        (_set_meta("label_names", [1, 2, 3, 4]), "label_names"),
+        (_set_meta("format_version", 0), "0 is not a model format version"),
+        (_set_meta("format_version", True), "True is not a model format version"),
+        (_set_meta("format_version", "1"), "'1' is not a model format version"),
         (_set_meta("columns", [["a"], None]), "meta 'columns'"),
     ],
 )
@@ -291,3 +296,16 @@ def test_save_into_a_missing_folder_names_it(rng, tmp_path):
         FileNotFoundError, match=r"cannot save to .*m\.npz: folder .*such"
     ):
         est.save(target)
+
+
+def test_label_names_as_one_string_and_nan_info(rng, tmp_path):
+    est, _ = _fitted(rng)
+    with pytest.raises(ValueError, match="label_names must be a list of 4 names"):
+        est.save(tmp_path / "m.npz", label_names="wxyz")
+    path = est.save(
+        tmp_path / "m.npz", info={"F1": float("nan"), "v": np.array([np.inf, 1.0])}
+    )
+    with np.load(path) as z:
+        text = str(z["meta"])
+    assert "NaN" not in text and "Infinity" not in text  # standard JSON
+    assert load_model(path).model_info_ == {"F1": None, "v": [None, 1.0]}

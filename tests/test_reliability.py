@@ -698,6 +698,30 @@ def test_dataframe_columns_are_checked_against_fit(rng, tmp_path):
         assert_array_equal(loaded.decision_function(wrap(df)), want)
 
 
+def test_object_and_nullable_labels_and_masked_features(rng):
+    X, Xt, Y = _data(rng)
+    ref = MTLMAnnotator(tau=0.5).fit(X, Y)
+    est = MTLMAnnotator(tau=0.5).fit(X, Y.astype(object))
+    assert_array_equal(est.decision_function(Xt), ref.decision_function(Xt))
+    words = Y.astype(object)
+    words[0, 0] = "yes"
+    with pytest.raises(ValueError, match="y has dtype object with non-numeric"):
+        MTLMAnnotator().fit(X, words)
+    pd = pytest.importorskip("pandas")
+    Yd = pd.DataFrame(Y).astype("Int64")
+    est = MTLMAnnotator(tau=0.5).fit(X, Yd)
+    assert_array_equal(est.decision_function(Xt), ref.decision_function(Xt))
+    Yd.iloc[0, 0] = pd.NA
+    with pytest.raises(ValueError, match="y has dtype object with non-numeric"):
+        MTLMAnnotator().fit(X, Yd)
+    masked = np.ma.masked_array(X["a"], mask=np.zeros_like(X["a"], dtype=bool))
+    est = MTLMAnnotator(tau=0.5).fit({**X, "a": masked}, Y)  # nothing masked: fine
+    assert_array_equal(est.decision_function(Xt), ref.decision_function(Xt))
+    masked.mask[3, 1] = True
+    with pytest.raises(ValueError, match=r"X\['a'\] is a masked array with masked"):
+        MTLMAnnotator().fit({**X, "a": masked}, Y)
+
+
 # -- 8. interrupts ---------------------------------------------------------------------
 # A shell that starts jobs in the background (nohup, `&`, some CI runners) makes
 # its children ignore SIGINT; the scripts restore Python's Ctrl-C handler so the

@@ -46,6 +46,8 @@ FORMAT_VERSION = 1
 
 
 def _jsonable(value):
+    if isinstance(value, (float, np.floating)) and not np.isfinite(value):
+        return None  # JSON has no NaN or infinity
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -53,7 +55,7 @@ def _jsonable(value):
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):
-        return value.tolist()
+        return _jsonable(value.tolist())
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     return repr(value)
@@ -70,6 +72,11 @@ def save_model(est, path, *, label_names=None, info=None):
     bd = est.base_distances_
     M = est.n_labels_in_
     if label_names is not None:
+        if isinstance(label_names, (str, bytes)):
+            raise ValueError(
+                f"label_names must be a list of {M} names, got the string "
+                f"{label_names!r}."
+            )
         label_names = [str(x) for x in label_names]
         if len(label_names) != M:
             raise ValueError(
@@ -160,6 +167,7 @@ def _restore(meta, arrays):
     must not load into a model that answers silently wrong.
     """
     from mtlm._annotator import METHODS, LearnedMetric, MTLMAnnotator
+    from mtlm._distances import _NORMALIZE as NORMALIZE
     from mtlm._distances import METRICS, BaseDistances
     from mtlm._validation import (
         check_choice,
@@ -194,7 +202,7 @@ def _restore(meta, arrays):
 
     bd = BaseDistances(
         metrics=None if diagonal else dict(zip(names, metrics)),
-        normalize=meta["normalize"],
+        normalize=check_choice(meta["normalize"], "meta 'normalize'", NORMALIZE),
     )
     blocks = [arrays[f"X_train_{i}"] for i in range(len(names))]
     bd.feature_names_ = list(names)
@@ -212,7 +220,9 @@ def _restore(meta, arrays):
     M = Y.shape[1]
     label_names = meta.get("label_names")
     if label_names is not None and (
-        not isinstance(label_names, list) or len(label_names) != M
+        not isinstance(label_names, list)
+        or len(label_names) != M
+        or not all(isinstance(x, str) for x in label_names)
     ):
         raise ValueError(f"meta 'label_names' must be a list of {M} names.")
     learned = LearnedMetric(
@@ -346,7 +356,9 @@ def load_model(path):
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ValueError(f"{path} is not an mtlm model file.")
     version = meta.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ValueError(f"{path}: {version!r} is not a model format version.")
+    if version > FORMAT_VERSION:
         raise ValueError(
             f"{path} has model format version {version}; this mtlm reads versions up "
             f"to {FORMAT_VERSION}: upgrade mtlm."

@@ -28,6 +28,11 @@ def _as_float_array(value, name):
         raise ValueError(
             f"{name} is a sparse matrix; densify it first (features must be dense)."
         )
+    if np.ma.isMaskedArray(value) and np.ma.is_masked(value):
+        raise ValueError(
+            f"{name} is a masked array with masked entries; fill or drop them "
+            "(features must be complete)."
+        )
     try:
         arr = np.asarray(value)
     except Exception as exc:  # ragged lists and the like
@@ -193,7 +198,15 @@ def check_label_matrix(Y, n_samples=None, name="Y", *, n_labels=None, allow_empt
         arr = np.asarray(Y)
     except Exception as exc:
         raise ValueError(f"{name} cannot be read as an array: {exc}") from exc
-    if arr.dtype == object or arr.dtype.kind in "USVcMm":
+    if arr.dtype == object:  # e.g. a DataFrame of pandas' nullable Int64
+        try:
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                f"{name} has dtype object with non-numeric entries ({exc}); "
+                "a 0/1 label matrix is needed."
+            ) from exc
+    if arr.dtype.kind in "USVcMm":
         raise ValueError(f"{name} has dtype {arr.dtype}; a 0/1 label matrix is needed.")
     if arr.ndim == 1:
         raise ValueError(
