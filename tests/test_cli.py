@@ -180,6 +180,8 @@ def test_fit_tune_saves_the_chosen_parameters(user_npz, tmp_path, capsys):
         (["--tune-grid", "k="], 2, "expected [METHOD:]NAME=V1,V2"),
         (["--tune-grid", "nope=1,2"], 2, "'nope' is not a parameter"),
         (["--tune-grid", "ldml:k=1,2"], 2, "unknown method 'ldml'"),
+        (["--tune-grid", "mtlm-lmnn:mu=1"], 2, "mtlm-lmnn is not among the methods"),
+        (["--methods", ","], 2, "--methods is empty"),
         (["--tune-grid", "k=4,0"], 2, "--tune-grid (jec): param_grid point {'k': 0}"),
         (["--tune-grid", "method=jec"], 2, "cannot search 'method'"),
         (["--tune-holdout", "1.5"], 2, "--tune-holdout: holdout must be a fraction"),

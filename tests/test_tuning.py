@@ -246,6 +246,7 @@ def test_split_is_deterministic_given_random_state():
         (dict(holdout=float("inf")), "holdout must be a fraction"),
         (dict(holdout="10%"), "holdout must be a fraction"),
         (dict(scoring="auc"), "scoring"),
+        (dict(random_state="x"), "random_state must be None, an int"),
     ],
 )
 def test_bad_arguments_raise(kwargs, match):

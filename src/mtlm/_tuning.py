@@ -293,7 +293,7 @@ def tune(
     refit=True,
 ):
     """Hold-out search; see :meth:`mtlm.MTLMAnnotator.tune`.  Returns ``est``."""
-    from mtlm._annotator import equal_weights, forget_fit
+    from mtlm._annotator import _check_random_state, equal_weights, forget_fit
 
     est._validate_params()
     check_choice(scoring, "scoring", tuple(SCORINGS))
@@ -304,6 +304,8 @@ def tune(
     n = blocks[0].shape[0]
     Y = check_label_matrix(y, n, "y", allow_empty=False)
     points, contexts = checked_grid(param_grid, est)
+    if random_state is not None:
+        _check_random_state(random_state)  # names the argument
     rng = check_random_state(est.random_state if random_state is None else random_state)
     fit_rows, hold_rows = _split(n, holdout, Y, rng)
     n_threads = effective_n_threads(est.n_jobs)

@@ -124,8 +124,15 @@ def _tune_settings(args, methods):
                     "MTLMAnnotator (see help(mtlm.MTLMAnnotator))"
                 )
             )
+        if target and target not in grids:
+            raise SystemExit(
+                _usage_error(
+                    f"--tune-grid {spec!r}: {target} is not among the methods "
+                    f"fitted ({', '.join(methods)})"
+                )
+            )
         parsed = [_parse_value(v) for v in values.split(",")]
-        for m in methods if not target else [target] if target in grids else []:
+        for m in [target] if target else methods:
             grids[m][name] = parsed
     scoring = args.tune_scoring or "f1"
     holdout = 0.1 if args.tune_holdout is None else args.tune_holdout
@@ -467,7 +474,11 @@ def _evaluate(args):
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     methods = list(dict.fromkeys(methods))  # each method once
     unknown = [m for m in methods if m not in METHODS]
-    if unknown or not methods:
+    if not methods:
+        raise SystemExit(
+            _usage_error(f"--methods is empty; give some of: {', '.join(METHODS)}")
+        )
+    if unknown:
         raise SystemExit(
             _usage_error(
                 f"--methods: unknown method(s) {unknown}; known: {', '.join(METHODS)}"
