@@ -6,6 +6,7 @@ label ranks training images by its own learned metric
 """
 
 from mtlm._annotator import METHODS, MTLMAnnotator
+from mtlm._dask import dask_client
 from mtlm._distances import METRICS, BaseDistances
 from mtlm._persistence import load_model
 from mtlm._tuning import default_grid
@@ -16,6 +17,7 @@ __all__ = [
     "METHODS",
     "METRICS",
     "MTLMAnnotator",
+    "dask_client",
     "default_grid",
     "load_dataset",
     "load_model",

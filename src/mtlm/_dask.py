@@ -83,7 +83,7 @@ def resolve_client(client, *, timeout=10.0):
         except ValueError as exc:
             raise ValueError(
                 "no Dask client: pass one (a distributed.Client or a scheduler "
-                "address) or open one first, e.g. with mtlm._dask.dask_client()."
+                "address) or open one first, e.g. with mtlm.dask_client()."
             ) from exc
     if isinstance(client, str):
         # A running current client on that scheduler is used as is: a second

@@ -17,8 +17,15 @@ import numpy as np
 
 from mtlm._arff import read_arff, read_mulan_labels
 from mtlm._distances import METRICS
+from mtlm._npyfolder import load_npy_folder  # re-exported: the public name
 
-__all__ = ["AnnotationDataset", "load_dataset", "BASE_METRICS", "EMBEDDED_DATASETS"]
+__all__ = [
+    "AnnotationDataset",
+    "load_dataset",
+    "load_npy_folder",
+    "BASE_METRICS",
+    "EMBEDDED_DATASETS",
+]
 
 logger = logging.getLogger(__name__)
 
