@@ -546,6 +546,24 @@ def test_error_label_names_count(tmp_path):
         load_dataset(_npz(tmp_path, label_names=np.array(["a", "b", "c"])))
 
 
+def test_error_label_listed_twice(tmp_path, tiny_dense):
+    with pytest.raises(ValueError, match=r"label name\(s\) listed twice: \['a'\]"):
+        load_dataset(_npz(tmp_path, label_names=np.array(["a", "a"])))
+    (tiny_dense / "tiny.xml").write_text(XML.replace('"sea"', '"sky"'))
+    with pytest.raises(ValueError, match=r"listed twice: \['sky'\]"):
+        load_dataset(tiny_dense)
+
+
+def test_error_empty_training_split(tmp_path):
+    empty = dict(
+        X_train_colour=np.zeros((0, 3)),
+        X_train_gist=np.zeros((0, 4), np.float32),
+        Y_train=np.zeros((0, 2), dtype=bool),
+    )
+    with pytest.raises(ValueError, match="the training split has no image"):
+        load_dataset(_npz(tmp_path, **empty))
+
+
 def test_error_xml_label_not_in_arff(tiny_dense):
     (tiny_dense / "tiny.xml").write_text(XML.replace('"sea"', '"ocean"'))
     with pytest.raises(ValueError, match=r"tiny.xml: 1 label\(s\) not found .*'ocean'"):

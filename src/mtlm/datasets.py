@@ -457,6 +457,8 @@ def _make_dataset(
         )
     Y_train = _check_labels(Y_train, "Y_train", source)
     Y_test = _check_labels(Y_test, "Y_test", source)
+    if Y_train.shape[0] == 0:
+        raise ValueError(f"{source}: the training split has no image.")
     if Y_train.shape[1] != Y_test.shape[1]:
         raise ValueError(
             f"{source}: Y_train has {Y_train.shape[1]} labels, "
@@ -469,6 +471,13 @@ def _make_dataset(
         raise ValueError(
             f"{source}: {len(label_names)} label names for {n_labels} label columns."
         )
+    seen, twice = set(), []
+    for x in label_names:
+        if x in seen and x not in twice:
+            twice.append(x)
+        seen.add(x)
+    if twice:
+        raise ValueError(f"{source}: label name(s) listed twice: {twice[:5]}.")
     Xtr, Xte = {}, {}
     for f in feature_names:
         Xtr[f] = _check_block(
