@@ -362,7 +362,15 @@ def separated(rng, n_per=12):
 @pytest.mark.parametrize("method", ["mtlm-lmnn", "local-lmnn", "global-lmnn"])
 def test_separated_labels_fit_with_zero_hinge(rng, method):
     X, Y = separated(rng)
-    est = MTLMAnnotator(method, k_pos=3, k_neg=5, margin=0.1, n_jobs=1, random_state=0)
+    est = MTLMAnnotator(
+        method,
+        k_pos=3,
+        k_neg=5,
+        margin=0.1,
+        label_sum="at_most",  # a label without a task: w_m = 0, shared metric only
+        n_jobs=1,
+        random_state=0,
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         est.fit(X, Y)
@@ -398,7 +406,13 @@ def test_annotator_attributes_and_convergence_warning(rng):
     _, _, Y = make_data(rng, ties=False)
     X = {"a": rng.random((60, 5)), "b": rng.random((60, 4))}
     est = MTLMAnnotator(
-        "mtlm-lmnn", max_iter=2, k_pos=3, k_neg=4, margin=1.0, random_state=0
+        "mtlm-lmnn",
+        max_iter=2,
+        k_pos=3,
+        k_neg=4,
+        margin=1.0,
+        label_sum="at_most",
+        random_state=0,
     )
     with pytest.warns(ConvergenceWarning, match="max_iter=2"):
         est.fit(X, Y)
