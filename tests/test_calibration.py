@@ -1,6 +1,7 @@
 """Word-specific sigmoids (predict_proba) and thresholded annotation."""
 
 import json
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -125,6 +126,7 @@ def test_threshold_annotation_hand_cases():
     )  # row 2: no label passes, the first most probable is kept
     assert_array_equal(threshold_annotation(P, 0.65), [[1, 0, 0], [0, 1, 0], [1, 0, 0]])
     assert_array_equal(threshold_annotation(P, -1.0), np.ones((3, 3)))
+    assert_array_equal(threshold_annotation(P, Fraction(1, 2)), threshold_annotation(P))
 
 
 @pytest.mark.parametrize(

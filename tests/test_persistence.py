@@ -1,6 +1,7 @@
 """Model files: round trip, atomic writes and clear errors."""
 
 import json
+import os
 import warnings
 
 import numpy as np
@@ -309,3 +310,36 @@ def test_label_names_as_one_string_and_nan_info(rng, tmp_path):
         text = str(z["meta"])
     assert "NaN" not in text and "Infinity" not in text  # standard JSON
     assert load_model(path).model_info_ == {"F1": None, "v": [None, 1.0]}
+
+
+def test_saved_probability_follows_the_fitted_state(rng, tmp_path):
+    n = 40
+    X = rng.random((n, 4))
+    Y = (rng.random((n, 3)) < 0.4).astype(np.uint8)
+    a = MTLMAnnotator(probability=True, tau=1.0).fit(X, Y).set_params(probability=False)
+    la = load_model(a.save(tmp_path / "a.npz"))
+    assert la.probability and hasattr(la, "proba_coef_")
+    b = MTLMAnnotator(tau=1.0).fit(X, Y).set_params(probability=True)
+    lb = load_model(b.save(tmp_path / "b.npz"))
+    assert not lb.probability and not hasattr(lb, "predict_proba")
+
+
+def test_model_files_get_the_usual_permissions(rng, tmp_path):
+    est, _ = _fitted(rng)
+    old = os.umask(0o022)
+    try:
+        path = est.save(tmp_path / "m.npz")
+    finally:
+        os.umask(old)
+    assert os.stat(path).st_mode & 0o777 == 0o644
+    os.chmod(path, 0o640)  # overwriting keeps the file's mode
+    est.save(path)
+    assert os.stat(path).st_mode & 0o777 == 0o640
+
+
+def test_huge_saved_weights_are_rejected(rng, tmp_path):
+    bad = _edited(
+        rng, tmp_path, _set_array("weights_label", lambda a: np.full_like(a, 1e308))
+    )
+    with pytest.raises(ValueError, match="weights_label has values beyond 1e"):
+        load_model(bad)

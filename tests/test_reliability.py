@@ -632,7 +632,11 @@ def test_raw_votes_that_underflow_warn(rng):
 @pytest.mark.parametrize(
     "method, kw, match",
     [
-        ("mtlm-lmnn", dict(k_pos=30), "no candidate triplet.*lower k_pos"),
+        (
+            "mtlm-lmnn",
+            dict(k_pos=30, label_sum="at_most"),  # "equal" scales w_* by 2
+            "no candidate triplet.*lower k_pos",
+        ),
         (
             "local-lmnn",
             dict(k=30, constraints="2pknn"),
@@ -720,6 +724,41 @@ def test_object_and_nullable_labels_and_masked_features(rng):
     masked.mask[3, 1] = True
     with pytest.raises(ValueError, match=r"X\['a'\] is a masked array with masked"):
         MTLMAnnotator().fit({**X, "a": masked}, Y)
+
+
+@pytest.mark.parametrize(
+    "kw, scale, match",
+    [
+        (
+            dict(metrics="sqeuclidean", normalize="max"),
+            1e20,
+            "normalize='max'.*float32",
+        ),
+        (dict(metrics="l1", normalize="max"), 1e100, "beyond float32"),
+        (dict(metrics="sqeuclidean", normalize="max"), 1e-30, "vanish in float32"),
+        (dict(metrics="sqeuclidean", normalize="none"), 1e-30, "vanish in float32"),
+        (dict(metrics="l1", normalize="none"), 1e-300, "vanish in float32"),
+        (None, 1e-30, r"X: the squared differences of 5 dimension"),  # diagonal
+    ],
+)
+def test_distances_that_leave_float32_raise(rng, kw, scale, match):
+    X = rng.random((40, 5))
+    Y = (rng.random((40, 3)) < 0.4).astype(np.uint8)
+    Xs = X * scale if kw is None else {"a": X * scale}
+    with pytest.raises(ValueError, match=match):
+        MTLMAnnotator(**(kw or {})).fit(Xs, Y)
+    # mean normalisation computes in float64 and scales before storing
+    if kw is not None:
+        metric = kw["metrics"]
+        ok = MTLMAnnotator(metrics=metric, tau=1.0).fit(Xs, Y)
+        ref = MTLMAnnotator(metrics=metric, tau=1.0).fit({"a": X}, Y)
+        assert_array_equal(ok.predict(Xs), ref.predict({"a": X}))
+
+
+def test_a_huge_label_budget_is_rejected(rng):
+    X, _, Y = _data(rng)
+    with pytest.raises(ValueError, match=r"label_budget must be <= 1000000"):
+        MTLMAnnotator("mtlm-lmnn", label_budget=1e300).fit(X, Y)
 
 
 # -- 8. interrupts ---------------------------------------------------------------------

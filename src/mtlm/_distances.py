@@ -129,13 +129,20 @@ class BaseDistances:
             self.n_base_ = self.dims_[0]
             self.scales_ = np.ones(self.n_base_)
             self.base_means_ = _diagonal_means(blocks[0], n_pairs, self.random_state)
+            tiny = np.flatnonzero((self.base_means_ > 0) & (self.base_means_ < _TINY))
+            if tiny.size:
+                raise ValueError(
+                    f"X: the squared differences of {tiny.size} dimension(s) (first: "
+                    f"{tiny[:5].tolist()}) are below {_TINY:g} and vanish in float32; "
+                    "rescale the features."
+                )
             return self
         self.metrics_ = self._resolve_metrics(names)
         self.n_base_ = len(names)
         for b, f, m in zip(blocks, names, self.metrics_):
             _check_histogram(b, f"X[{f!r}]", m)
-            if self.normalize == "none":
-                _check_unscaled(b, f"X[{f!r}]", m)
+            if self.normalize != "mean":  # raw distances are stored as float32
+                _check_unscaled(b, f"X[{f!r}]", m, self.normalize)
         self.scales_ = np.ones(len(names))
         self.base_means_ = np.ones(len(names))
         qidx, pidx = _pair_sample(blocks[0].shape[0], n_pairs, self.random_state)
@@ -143,10 +150,17 @@ class BaseDistances:
         for f, (b, m) in enumerate(zip(blocks, self.metrics_)):
             prepared = self._prepare(b, m)
             stat = 1.0
+            constant = bool((b == b[:1]).all())
             if self.normalize != "none":
                 stat = self._pair_statistic(prepared, m, qidx, pidx, n_threads)
                 if stat > 0:
                     self.scales_[f] = 1.0 / stat
+                elif not constant:
+                    raise ValueError(
+                        f"X[{names[f]!r}]: its {m} distances vanish in float32 (values "
+                        f"up to {float(np.abs(b).max()):.3g}); rescale the features "
+                        "or use normalize='mean'."
+                    )
                 else:
                     logger.warning(
                         "feature block %r: every training pair is at distance 0; "
@@ -158,6 +172,12 @@ class BaseDistances:
                 code = _KERNEL[m][0]
                 mean = _pairwise.paired_mean(prepared, qidx, pidx, code, n_threads)
                 self.base_means_[f] = mean * _constant(m) * self.scales_[f]
+                if self.normalize == "none" and 0 < self.base_means_[f] < _TINY:
+                    raise ValueError(
+                        f"X[{names[f]!r}]: its {m} distances (mean "
+                        f"{self.base_means_[f]:.3g}) vanish in float32; rescale the "
+                        "features or use normalize='mean'."
+                    )
         logger.info("base distances: %s", dict(zip(self.feature_names_, self.metrics_)))
         return self
 
@@ -234,7 +254,7 @@ class BaseDistances:
         for b, f, m in zip(blocks, self.feature_names_, self.metrics_):
             _check_histogram(b, f"{name}[{f!r}]", m)
             if self.normalize == "none":
-                _check_unscaled(b, f"{name}[{f!r}]", m)
+                _check_unscaled(b, f"{name}[{f!r}]", m, self.normalize)
             out.append(self._prepare(b, m))
         return out
 
@@ -325,6 +345,7 @@ def _check_histogram(block, name, metric):
 # accumulated in float64 (max 1.8e308) over up to ~1e7 columns otherwise.
 _MAX_ABS = {True: 1e18, False: 1e150}
 _F32_MAX = float(np.finfo(np.float32).max)
+_TINY = 1e-30  # unscaled distances below this lose their digits in float32
 
 
 def _check_magnitude(block, name, diagonal):
@@ -341,8 +362,9 @@ def _short(cols, n=6):
     return repr(cols) if len(cols) <= n else repr(cols[:n])[:-1] + ", ...]"
 
 
-def _check_unscaled(block, name, metric):
-    """With normalize="none" raw distances are stored as float32: bound them.
+def _check_unscaled(block, name, metric, normalize="none"):
+    """Raw distances are stored as float32 (normalize="none", or while taking
+    the max of "max"): bound them.
 
     ``|x - z| <= 2 max|x|``, so per metric the largest distance of d columns is
     at most 2 d max (l1, chi2: sum (x - z)^2 / (x + z) <= sum (x + z)),
@@ -358,9 +380,10 @@ def _check_unscaled(block, name, metric):
     }.get(metric, 0.0)
     if top > _F32_MAX:
         raise ValueError(
-            f"{name} has values up to {big:.3g} in magnitude: with normalize='none' "
-            f"its {metric} distances could reach {top:.3g}, beyond float32 "
-            f"({_F32_MAX:.2g}); rescale the features or normalize them."
+            f"{name} has values up to {big:.3g} in magnitude: with "
+            f"normalize={normalize!r} its {metric} distances could reach {top:.3g}, "
+            f"beyond float32 ({_F32_MAX:.2g}); rescale the features or use "
+            "normalize='mean'."
         )
 
 

@@ -697,8 +697,14 @@ def check_lmnn_params(est):
         margin=check_float(est.margin, "margin", low=0.0),
         gamma_shared=check_float(est.gamma_shared, "gamma_shared", low=0.0),
         gamma_label=check_float(est.gamma_label, "gamma_label", low=0.0),
+        # the shared weights sum to 1: a budget past 1e6 only overflows
         label_budget=check_float(
-            est.label_budget, "label_budget", low=0.0, low_open=True, allow_none=True
+            est.label_budget,
+            "label_budget",
+            low=0.0,
+            high=1e6,
+            low_open=True,
+            allow_none=True,
         ),
         label_sum=check_choice(est.label_sum, "label_sum", ("at_most", "equal")),
         max_iter=check_int(est.max_iter, "max_iter", low=1, allow_none=True),
@@ -707,7 +713,8 @@ def check_lmnn_params(est):
     )
     if p["label_sum"] == "equal" and p["label_budget"] is None:
         raise ValueError(
-            'label_sum="equal" needs a label_budget (the sum of each w_m), got None.'
+            'label_sum="equal" needs a label_budget (the sum of each w_m), got None; '
+            'use label_sum="at_most" to leave sum(w_m) free.'
         )
     if p["max_iter"] is None:
         p["max_iter"] = DEFAULT_MAX_ITER

@@ -43,6 +43,7 @@ __all__ = ["FORMAT_VERSION", "save_model", "load_model"]
 
 FORMAT = "mtlm-model"
 FORMAT_VERSION = 1
+_MAX_SAVED = 1e30  # no metric weight is larger in a model that predicts
 
 
 def _jsonable(value):
@@ -88,6 +89,9 @@ def save_model(est, path, *, label_names=None, info=None):
     # where it runs is the loader's choice: a model fitted on a cluster must
     # predict without one (the results are the same)
     params["backend"], params["dask_client"] = "local", None
+    # the file holds the fitted state: sigmoids iff they were fitted (a later
+    # set_params(probability=...) changes nothing until the next fit)
+    params["probability"] = hasattr(est, "proba_coef_")
     meta = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -141,12 +145,23 @@ def save_model(est, path, *, label_names=None, info=None):
     try:
         with os.fdopen(fd, "wb") as fh:
             np.savez_compressed(fh, **arrays)
+        os.chmod(tmp, _file_mode(path))  # mkstemp makes it 0600
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
     return path
+
+
+def _file_mode(path):
+    """An existing file's mode, else what open() would give under the umask."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except OSError:
+        mask = os.umask(0)
+        os.umask(mask)
+        return 0o666 & ~mask
 
 
 def _read(path):
@@ -226,8 +241,8 @@ def _restore(meta, arrays):
     ):
         raise ValueError(f"meta 'label_names' must be a list of {M} names.")
     learned = LearnedMetric(
-        _weights(arrays["weights_shared"], "weights_shared", (F,)),
-        _weights(arrays["weights_label"], "weights_label", (M, F)),
+        _weights(arrays["weights_shared"], "weights_shared", (F,), bounded=True),
+        _weights(arrays["weights_label"], "weights_label", (M, F), bounded=True),
         _weights(arrays["bias"], "bias", (M,), signed=True),
         n_iter,
         _weights(arrays["objective"], "objective", None, signed=True),
@@ -312,7 +327,7 @@ def _columns(value, dims):
     return value
 
 
-def _weights(value, name, shape, *, signed=False, positive=False):
+def _weights(value, name, shape, *, signed=False, positive=False, bounded=False):
     """A finite float64 array of ``shape`` (any 1-D when None), >= 0 unless signed."""
     a = np.asarray(value)
     if a.dtype.kind not in "fiu":
@@ -323,6 +338,10 @@ def _weights(value, name, shape, *, signed=False, positive=False):
         raise ValueError(f"{name} must be {want}, got shape {a.shape}.")
     if not np.isfinite(a).all():
         raise ValueError(f"{name} contains NaN or infinite values.")
+    if bounded and a.size and np.abs(a).max() > _MAX_SAVED:
+        raise ValueError(
+            f"{name} has values beyond {_MAX_SAVED:g}: distances would overflow."
+        )
     if positive and (a <= 0).any():
         raise ValueError(f"{name} must be > 0.")
     if not signed and (a < 0).any():

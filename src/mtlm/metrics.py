@@ -313,9 +313,10 @@ def threshold_annotation(proba, threshold=0.5):
     if (
         isinstance(threshold, bool)
         or not isinstance(threshold, numbers.Real)
-        or not np.isfinite(threshold)
+        or not np.isfinite(float(threshold))
     ):
         raise ValueError(f"threshold must be a finite real number; got {threshold!r}.")
+    threshold = float(threshold)
     Y_pred = (proba >= threshold).astype(np.uint8)
     empty = np.flatnonzero(~Y_pred.any(axis=1))
     Y_pred[empty, np.argmax(proba[empty], axis=1)] = 1  # argmax: first maximum
