@@ -168,6 +168,8 @@ def _set_meta(key, value, sub=None):
         (_set_meta("label_names", ["w"]), "label_names"),
         (_set_meta("diagonal", "no"), "diagonal"),
         (_set_meta("columns", "x"), "meta 'columns'"),
+        (_set_meta("method", "mtlm-ldml"), "meta 'method' 'mtlm-ldml' differs"),
+        (_set_meta("label_names", ["w", "x", "w", "z"]), "4 distinct names"),
         (_set_meta("normalize", "median"), "meta 'normalize' must be one of"),
         (_set_meta("label_names", [1, 2, 3, 4]), "label_names"),
         (_set_meta("format_version", 0), "0 is not a model format version"),
@@ -343,3 +345,26 @@ def test_huge_saved_weights_are_rejected(rng, tmp_path):
     )
     with pytest.raises(ValueError, match="weights_label has values beyond 1e"):
         load_model(bad)
+
+
+def test_paths_that_are_not_paths_raise_value_error(rng, tmp_path):
+    est, X = _fitted(rng)
+    for bad in (None, 3):
+        with pytest.raises(ValueError, match="path must be a str or path-like"):
+            est.save(bad)
+        with pytest.raises(ValueError, match="path must be a str or path-like"):
+            load_model(bad)
+    path = est.save(str(tmp_path / "m.npz").encode())  # bytes work like os.fspath
+    assert_array_equal(load_model(path).predict(X), est.predict(X))
+
+
+def test_negative_saved_sigmoid_slopes_are_rejected(rng, tmp_path):
+    X = rng.random((40, 4))
+    Y = (rng.random((40, 3)) < 0.4).astype(np.uint8)
+    path = MTLMAnnotator(probability=True, tau=1.0).fit(X, Y).save(tmp_path / "m.npz")
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["proba_coef"] = -np.ones(3)
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(ValueError, match="proba_coef must be >= 0"):
+        load_model(tmp_path / "bad.npz")

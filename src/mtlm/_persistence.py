@@ -133,7 +133,7 @@ def save_model(est, path, *, label_names=None, info=None):
             "converged": bool(est.converged_),
         }
     arrays["meta"] = np.array(json.dumps(meta))
-    path = os.fspath(path)
+    path = _check_path(path)
     if os.path.isdir(path):
         raise ValueError(f"path {path} is a folder; give a file name, e.g. model.npz.")
     folder = os.path.dirname(os.path.abspath(path))
@@ -151,6 +151,17 @@ def save_model(est, path, *, label_names=None, info=None):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    return path
+
+
+def _check_path(path):
+    """``os.fspath(path)``, with a ValueError naming the argument."""
+    try:
+        path = os.fspath(path)
+    except TypeError:
+        raise ValueError(f"path must be a str or path-like, got {path!r}.") from None
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
     return path
 
 
@@ -210,6 +221,11 @@ def _restore(meta, arrays):
     if not isinstance(params, dict):
         raise ValueError("meta 'params' must be a mapping.")
     check_choice(params.get("method"), "params 'method'", METHODS)
+    if meta.get("method") != params["method"]:
+        raise ValueError(
+            f"meta 'method' {meta.get('method')!r} differs from params 'method' "
+            f"{params['method']!r}."
+        )
     est = MTLMAnnotator().set_params(**params)
     est._validate_params()
     tau = check_float(meta["tau"], "meta 'tau'", low=0.0, low_open=True)
@@ -238,8 +254,9 @@ def _restore(meta, arrays):
         not isinstance(label_names, list)
         or len(label_names) != M
         or not all(isinstance(x, str) for x in label_names)
+        or len(set(label_names)) != len(label_names)
     ):
-        raise ValueError(f"meta 'label_names' must be a list of {M} names.")
+        raise ValueError(f"meta 'label_names' must be a list of {M} distinct names.")
     learned = LearnedMetric(
         _weights(arrays["weights_shared"], "weights_shared", (F,), bounded=True),
         _weights(arrays["weights_label"], "weights_label", (M, F), bounded=True),
@@ -274,7 +291,7 @@ def _sigmoids(arrays, M, probability):
             "are not both saved."
         )
     return {
-        "proba_coef_": _weights(arrays["proba_coef"], "proba_coef", (M,), signed=True),
+        "proba_coef_": _weights(arrays["proba_coef"], "proba_coef", (M,)),  # >= 0
         "proba_intercept_": _weights(
             arrays["proba_intercept"], "proba_intercept", (M,), signed=True
         ),
@@ -363,6 +380,7 @@ def load_model(path):
         ``est.label_names_`` holds the saved label names (or None) and
         ``est.model_info_`` the saved ``info``.
     """
+    path = _check_path(path)
     arrays = _read(path)
     if "meta" not in arrays:
         raise ValueError(f"{path} is not an mtlm model file (no metadata).")
