@@ -761,6 +761,17 @@ def test_a_huge_label_budget_is_rejected(rng):
         MTLMAnnotator("mtlm-lmnn", label_budget=1e300).fit(X, Y)
 
 
+def test_a_refit_forgets_what_an_earlier_fit_left(rng):
+    X, Xt, Y = _data(rng)
+    est = MTLMAnnotator("mtlm-lmnn", probability=True, tau=0.5, max_iter=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X, Y)
+    assert hasattr(est, "n_active_") and hasattr(est, "proba_coef_")
+    est.set_params(method="jec", probability=False).fit(X, Y)
+    assert not hasattr(est, "n_active_") and not hasattr(est, "proba_coef_")
+
+
 # -- 8. interrupts ---------------------------------------------------------------------
 # A shell that starts jobs in the background (nohup, `&`, some CI runners) makes
 # its children ignore SIGINT; the scripts restore Python's Ctrl-C handler so the

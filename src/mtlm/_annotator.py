@@ -85,16 +85,6 @@ def _run_learner(est, n_threads):
     return getattr(importlib.import_module(module), func)(est, n_threads)
 
 
-#: Fitted attributes of :meth:`MTLMAnnotator.tune` (a plain fit removes them).
-_TUNE_ATTRIBUTES = (
-    "tune_results_",
-    "best_params_",
-    "best_score_",
-    "best_index_",
-    "tune_scoring_",
-    "tune_holdout_indices_",
-    "tune_time_",
-)
 _VOTES = ("normalized", "raw")
 _TAU_SELECTS = ("leave-self-out", "held-out")
 #: Relative temperatures searched by tau="auto" (times the typical distance).
@@ -431,8 +421,9 @@ class MTLMAnnotator(BaseEstimator):
         n = blocks[0].shape[0]
         Y = check_label_matrix(y, n, "y", allow_empty=False)
         n_threads = effective_n_threads(self.n_jobs)
-        for name in _TUNE_ATTRIBUTES:  # a plain fit forgets an earlier search
-            self.__dict__.pop(name, None)
+        # a fit forgets everything an earlier fit or search left (an LMNN
+        # fit's n_active_ must not survive a refit as JEC)
+        forget_fit(self)
         if Y.shape[1] == 1 and self.vote == "normalized":
             warnings.warn(
                 "y has a single label: the pool holds only images that carry it, "
@@ -643,12 +634,6 @@ class MTLMAnnotator(BaseEstimator):
             return self.weights_shared_[None, :]
         return self.weights_shared_[None, :] + self.weights_label_
 
-    def _base_means(self):
-        # a model file does not keep base_means_ (only fit uses it): mean
-        # normalisation is the safe reading
-        bd = self.base_distances_
-        return getattr(bd, "base_means_", np.ones(bd.n_base_))
-
     def _choose_tau(self, n_threads):
         if not (isinstance(self.tau, str) and self.tau == "auto"):
             self.tau_ = float(self.tau)
@@ -656,7 +641,10 @@ class MTLMAnnotator(BaseEstimator):
             self.tau_scores_ = None
             return
         rng = check_random_state(self.random_state)
-        grid = _typical_distance(self._metric_weights(), self._base_means()) * _TAU_GRID
+        grid = (
+            _typical_distance(self._metric_weights(), self.base_distances_.base_means_)
+            * _TAU_GRID
+        )
         held_out = self.tau_select == "held-out" and self.method != "jec"
         scored = self._tau_held_out(rng, n_threads) if held_out else None
         if scored is None:  # leave-self-out (also when no held-out split works)
@@ -676,8 +664,6 @@ class MTLMAnnotator(BaseEstimator):
 
     def _fit_probability(self, n_threads):
         """The label sigmoids on every training image's leave-self-out scores."""
-        self.__dict__.pop("proba_coef_", None)
-        self.__dict__.pop("proba_intercept_", None)
         if not self.probability:
             return
         n = self.Y_train_.shape[0]
@@ -724,7 +710,10 @@ class MTLMAnnotator(BaseEstimator):
             warnings.simplefilter("ignore", RuntimeWarning)
             learned = _run_learner(sub, n_threads)
         sub._set_weights(learned)
-        grid = _typical_distance(sub._metric_weights(), self._base_means()) * _TAU_GRID
+        grid = (
+            _typical_distance(sub._metric_weights(), self.base_distances_.base_means_)
+            * _TAU_GRID
+        )
         scores = sub._scores([b[hold] for b in self._train_blocks], grid, n_threads)
         return _f1_per_tau(Y[hold], scores, self.n_labels), hold.size, "held out"
 

@@ -150,12 +150,11 @@ class BaseDistances:
         for f, (b, m) in enumerate(zip(blocks, self.metrics_)):
             prepared = self._prepare(b, m)
             stat = 1.0
-            constant = bool((b == b[:1]).all())
             if self.normalize != "none":
                 stat = self._pair_statistic(prepared, m, qidx, pidx, n_threads)
                 if stat > 0:
                     self.scales_[f] = 1.0 / stat
-                elif not constant:
+                elif not (b == b[:1]).all():
                     raise ValueError(
                         f"X[{names[f]!r}]: its {m} distances vanish in float32 (values "
                         f"up to {float(np.abs(b).max()):.3g}); rescale the features "
@@ -234,9 +233,8 @@ class BaseDistances:
         blocks, _, _ = check_feature_blocks(
             X, name, feature_names=self.feature_names_, dims=self.dims_
         )
-        fitted = getattr(self, "columns_", [None] * len(blocks))
         for f, want, got in zip(
-            self.feature_names_, fitted, block_columns(X, self.feature_names_)
+            self.feature_names_, self.columns_, block_columns(X, self.feature_names_)
         ):
             if want is not None and got is not None and got != want:
                 label = name if self.diagonal_ else f"{name}[{f!r}]"

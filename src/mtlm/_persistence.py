@@ -103,7 +103,7 @@ def save_model(est, path, *, label_names=None, info=None):
         "dims": [int(x) for x in bd.dims_],
         "diagonal": bool(bd.diagonal_),
         "normalize": bd.normalize,
-        "columns": getattr(bd, "columns_", None),
+        "columns": bd.columns_,
         "label_names": label_names,
         "tau": float(est.tau_),
         "n_iter": int(est.n_iter_),
@@ -119,7 +119,7 @@ def save_model(est, path, *, label_names=None, info=None):
     }
     for i, block in enumerate(est._train_blocks_raw):
         arrays[f"X_train_{i}"] = block
-    if getattr(est, "tau_grid_", None) is not None:
+    if est.tau_grid_ is not None:
         arrays["tau_grid"] = np.asarray(est.tau_grid_, dtype=np.float64)
         arrays["tau_scores"] = np.asarray(est.tau_scores_, dtype=np.float64)
     if hasattr(est, "proba_coef_"):
