@@ -3,6 +3,7 @@
 import json
 import os
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -114,18 +115,24 @@ def test_label_names_length_checked(rng, tmp_path):
     assert mtlm.load_model is load_model
 
 
-def _edited(rng, tmp_path, edit):
-    """Save a model, change its arrays / metadata with ``edit``, write it back."""
-    est, _ = _fitted(rng)
-    path = est.save(tmp_path / "m.npz", label_names=["w", "x", "y", "z"])
+def _rewritten(path, edit):
+    """Change a model file's arrays / metadata with ``edit``; the new file's path."""
     with np.load(path) as z:
         arrays = {k: z[k] for k in z.files}
     meta = json.loads(str(arrays["meta"]))
     edit(arrays, meta)
     arrays["meta"] = np.array(json.dumps(meta))
-    bad = tmp_path / "bad.npz"
+    bad = Path(path).parent / "bad.npz"
     np.savez(bad, **arrays)
     return bad
+
+
+def _edited(rng, tmp_path, edit):
+    """Save a model, change it with ``edit``, write it back."""
+    est, _ = _fitted(rng)
+    return _rewritten(
+        est.save(tmp_path / "m.npz", label_names=["w", "x", "y", "z"]), edit
+    )
 
 
 def _set_array(key, value):
@@ -226,16 +233,13 @@ def test_round_trip_keeps_lmnn_attributes_and_the_tau_search(rng, tmp_path, meth
 
 def test_a_file_without_the_optional_pieces_still_loads(rng, tmp_path):
     est, X = _lmnn_fitted(rng)
-    path = est.save(tmp_path / "m.npz")
-    with np.load(path) as z:
-        arrays = {
-            k: z[k] for k in z.files if k not in ("n_active", "tau_grid", "tau_scores")
-        }
-    meta = json.loads(str(arrays["meta"]))
-    del meta["lmnn"]
-    arrays["meta"] = np.array(json.dumps(meta))
-    np.savez(tmp_path / "old.npz", **arrays)
-    loaded = load_model(tmp_path / "old.npz")
+
+    def older(arrays, meta):  # as written before these pieces were added
+        for key in ("n_active", "tau_grid", "tau_scores"):
+            arrays.pop(key)
+        del meta["lmnn"]
+
+    loaded = load_model(_rewritten(est.save(tmp_path / "m.npz"), older))
     assert loaded.tau_grid_ is None and loaded.tau_scores_ is None
     assert not hasattr(loaded, "n_active_")
     assert_array_equal(loaded.decision_function(X), est.decision_function(X))
@@ -243,15 +247,7 @@ def test_a_file_without_the_optional_pieces_still_loads(rng, tmp_path):
 
 def _edited_lmnn(rng, tmp_path, edit):
     est, _ = _lmnn_fitted(rng)
-    path = est.save(tmp_path / "m.npz")
-    with np.load(path) as z:
-        arrays = {k: z[k] for k in z.files}
-    meta = json.loads(str(arrays["meta"]))
-    edit(arrays, meta)
-    arrays["meta"] = np.array(json.dumps(meta))
-    bad = tmp_path / "bad.npz"
-    np.savez(bad, **arrays)
-    return bad
+    return _rewritten(est.save(tmp_path / "m.npz"), edit)
 
 
 def _drop(key):
@@ -362,9 +358,6 @@ def test_negative_saved_sigmoid_slopes_are_rejected(rng, tmp_path):
     X = rng.random((40, 4))
     Y = (rng.random((40, 3)) < 0.4).astype(np.uint8)
     path = MTLMAnnotator(probability=True, tau=1.0).fit(X, Y).save(tmp_path / "m.npz")
-    with np.load(path) as z:
-        arrays = {k: z[k] for k in z.files}
-    arrays["proba_coef"] = -np.ones(3)
-    np.savez(tmp_path / "bad.npz", **arrays)
+    bad = _rewritten(path, _set_array("proba_coef", -np.ones(3)))
     with pytest.raises(ValueError, match="proba_coef must be >= 0"):
-        load_model(tmp_path / "bad.npz")
+        load_model(bad)

@@ -156,9 +156,10 @@ def build_constraints(
     """
     Y = np.asarray(Y, dtype=bool)
     if scheme == "2pknn":
-        q, p, s, owner_ptr = _image_pairs_2pknn(
+        _, _, lists = image_lists_2pknn(
             bd, train_blocks, Y, k, overlap, max_dissimilar, n_threads, neighbours
         )
+        q, p, s, owner_ptr = _pairs_of_lists(lists)
         usable = Y.sum(axis=0) > k
     else:
         q, p, s, owner_ptr = _image_pairs_label(
@@ -306,25 +307,13 @@ def image_lists_2pknn(
     return usable, idx, lists
 
 
-def _image_pairs_2pknn(
-    bd,
-    train_blocks,
-    Y,
-    k,
-    overlap,
-    max_dissimilar,
-    n_threads,
-    neighbours=group_neighbours,
-):
-    """The lists of :func:`image_lists_2pknn` as pairs.
+def _pairs_of_lists(lists):
+    """The (sim, dis) lists of :func:`image_lists_2pknn` as pairs.
 
     Returns q, p, sign (one entry per listed pair, grouped by q) and
     owner_ptr (n + 1,) delimiting the pairs of each image.
     """
-    n = Y.shape[0]
-    _, _, lists = image_lists_2pknn(
-        bd, train_blocks, Y, k, overlap, max_dissimilar, n_threads, neighbours
-    )
+    n = len(lists)
     q_parts, p_parts, s_parts = [], [], []
     owner_ptr = np.zeros(n + 1, dtype=np.int64)
     for qi, lst in enumerate(lists):

@@ -22,6 +22,19 @@ __all__ = [
 ]
 
 
+def _numeric_objects(arr, name, needed):
+    """An object array as float64 (numbers only), any other array unchanged."""
+    if arr.dtype != object:
+        return arr
+    try:
+        return arr.astype(np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"{name} has dtype object with non-numeric entries ({exc}); "
+            f"{needed} is needed."
+        ) from exc
+
+
 def _as_float_array(value, name):
     """Return a C-contiguous 2-D float32/float64 array or raise ValueError."""
     if sp.issparse(value):
@@ -37,14 +50,7 @@ def _as_float_array(value, name):
         arr = np.asarray(value)
     except Exception as exc:  # ragged lists and the like
         raise ValueError(f"{name} cannot be read as an array: {exc}") from exc
-    if arr.dtype == object:
-        try:
-            arr = arr.astype(np.float64)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(
-                f"{name} has dtype object with non-numeric entries ({exc}); "
-                "a real numeric array is needed."
-            ) from exc
+    arr = _numeric_objects(arr, name, "a real numeric array")
     if arr.dtype.kind in "USVMm":
         raise ValueError(
             f"{name} has dtype {arr.dtype}; a real numeric dtype is needed."
@@ -198,14 +204,8 @@ def check_label_matrix(Y, n_samples=None, name="Y", *, n_labels=None, allow_empt
         arr = np.asarray(Y)
     except Exception as exc:
         raise ValueError(f"{name} cannot be read as an array: {exc}") from exc
-    if arr.dtype == object:  # e.g. a DataFrame of pandas' nullable Int64
-        try:
-            arr = arr.astype(np.float64)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(
-                f"{name} has dtype object with non-numeric entries ({exc}); "
-                "a 0/1 label matrix is needed."
-            ) from exc
+    # e.g. a DataFrame of pandas' nullable Int64
+    arr = _numeric_objects(arr, name, "a 0/1 label matrix")
     if arr.dtype.kind in "USVcMm":
         raise ValueError(f"{name} has dtype {arr.dtype}; a 0/1 label matrix is needed.")
     if arr.ndim == 1:
