@@ -115,8 +115,10 @@ class BaseDistances:
         self.feature_names_ = list(names)
         self.diagonal_ = bool(diagonal)
         self.dims_ = [b.shape[1] for b in blocks]
-        for b, f in zip(blocks, names):
+        bigs = [
             _check_magnitude(b, "X" if diagonal else f"X[{f!r}]", diagonal)
+            for b, f in zip(blocks, names)
+        ]
         if blocks[0].shape[0] > 1 and all((b == b[:1]).all() for b in blocks):
             warnings.warn(
                 "all training images have identical features: every base distance "
@@ -139,10 +141,10 @@ class BaseDistances:
             return self
         self.metrics_ = self._resolve_metrics(names)
         self.n_base_ = len(names)
-        for b, f, m in zip(blocks, names, self.metrics_):
+        for b, f, m, big in zip(blocks, names, self.metrics_, bigs):
             _check_histogram(b, f"X[{f!r}]", m)
             if self.normalize != "mean":  # raw distances are stored as float32
-                _check_unscaled(b, f"X[{f!r}]", m, self.normalize)
+                _check_unscaled(big, b.shape[1], f"X[{f!r}]", m, self.normalize)
         self.scales_ = np.ones(len(names))
         self.base_means_ = np.ones(len(names))
         qidx, pidx = _pair_sample(blocks[0].shape[0], n_pairs, self.random_state)
@@ -157,7 +159,7 @@ class BaseDistances:
                 elif not (b == b[:1]).all():
                     raise ValueError(
                         f"X[{names[f]!r}]: its {m} distances vanish in float32 (values "
-                        f"up to {float(np.abs(b).max()):.3g}); rescale the features "
+                        f"up to {bigs[f]:.3g}); rescale the features "
                         "or use normalize='mean'."
                     )
                 else:
@@ -242,17 +244,19 @@ class BaseDistances:
                     f"{label} has columns {_short(got)}, but fit saw "
                     f"{_short(want)}: reorder or rename them as in fit."
                 )
-        for b, f in zip(blocks, self.feature_names_):
+        bigs = [
             _check_magnitude(
                 b, name if self.diagonal_ else f"{name}[{f!r}]", self.diagonal_
             )
+            for b, f in zip(blocks, self.feature_names_)
+        ]
         if self.diagonal_:
             return blocks
         out = []
-        for b, f, m in zip(blocks, self.feature_names_, self.metrics_):
+        for b, f, m, big in zip(blocks, self.feature_names_, self.metrics_, bigs):
             _check_histogram(b, f"{name}[{f!r}]", m)
             if self.normalize == "none":
-                _check_unscaled(b, f"{name}[{f!r}]", m, self.normalize)
+                _check_unscaled(big, b.shape[1], f"{name}[{f!r}]", m, self.normalize)
             out.append(self._prepare(b, m))
         return out
 
@@ -347,29 +351,30 @@ _TINY = 1e-30  # unscaled distances below this lose their digits in float32
 
 
 def _check_magnitude(block, name, diagonal):
+    """Largest |value| of ``block``, after checking it against the limit."""
     limit = _MAX_ABS[bool(diagonal)]
-    big = float(np.abs(block).max())
+    big = float(np.abs(block).max()) if block.size else 0.0
     if big > limit:
         raise ValueError(
             f"{name} has values up to {big:.3g} in magnitude; the base distances "
             f"would overflow (the limit is {limit:.0e}): rescale the features."
         )
+    return big
 
 
 def _short(cols, n=6):
     return repr(cols) if len(cols) <= n else repr(cols[:n])[:-1] + ", ...]"
 
 
-def _check_unscaled(block, name, metric, normalize="none"):
+def _check_unscaled(big, d, name, metric, normalize="none"):
     """Raw distances are stored as float32 (normalize="none", or while taking
-    the max of "max"): bound them.
+    the max of "max"): bound them from the block's largest |value| ``big`` and
+    its ``d`` columns.
 
     ``|x - z| <= 2 max|x|``, so per metric the largest distance of d columns is
     at most 2 d max (l1, chi2: sum (x - z)^2 / (x + z) <= sum (x + z)),
     2 sqrt(d) max (l2), 4 d max^2 (sqeuclidean); hellinger cannot overflow.
     """
-    big = float(np.abs(block).max()) if block.size else 0.0
-    d = block.shape[1]
     top = {
         "l1": 2 * d * big,
         "chi2": 2 * d * big,
