@@ -125,7 +125,9 @@ def test_threshold_annotation_hand_cases():
         threshold_annotation(P), [[1, 0, 1], [0, 1, 0], [1, 1, 0]]
     )  # row 2: no label passes, the first most probable is kept
     assert_array_equal(threshold_annotation(P, 0.65), [[1, 0, 0], [0, 1, 0], [1, 0, 0]])
-    assert_array_equal(threshold_annotation(P, -1.0), np.ones((3, 3)))
+    assert_array_equal(threshold_annotation(P, 0.0), np.ones((3, 3)))
+    # threshold 1: no label passes, so each row keeps its first most probable one
+    assert_array_equal(threshold_annotation(P, 1.0), [[1, 0, 0], [0, 1, 0], [1, 0, 0]])
     assert_array_equal(threshold_annotation(P, Fraction(1, 2)), threshold_annotation(P))
 
 
@@ -134,9 +136,14 @@ def test_threshold_annotation_hand_cases():
     [
         ([[0.1, np.nan]], 0.5, "proba contains NaN"),
         ([0.1, 0.2], 0.5, "proba"),
-        ([[0.1, 0.2]], np.nan, "threshold must be a finite real"),
-        ([[0.1, 0.2]], "0.5", "threshold must be a finite real"),
-        ([[0.1, 0.2]], True, "threshold must be a finite real"),
+        ([[0.1, 0.2]], np.nan, "threshold must be a real number in"),
+        ([[0.1, 0.2]], "0.5", "threshold must be a real number in"),
+        ([[0.1, 0.2]], True, "threshold must be a real number in"),
+        ([[0.1, 0.2]], -0.1, r"threshold must be a real number in \[0, 1\]"),
+        ([[0.1, 0.2]], 1.5, r"threshold must be a real number in \[0, 1\]"),
+        ([[0.1, 1.2]], 0.5, r"proba must hold probabilities in \[0, 1\]"),
+        ([[-0.1, 0.2]], 0.5, r"proba must hold probabilities in \[0, 1\]"),
+        (np.ma.masked_array([[0.1, 0.2]], mask=[[0, 1]]), 0.5, "masked entries"),
     ],
 )
 def test_threshold_annotation_bad_input(proba, threshold, match):

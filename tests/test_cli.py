@@ -227,6 +227,23 @@ def test_bad_files_give_one_line_and_exit_1(user_npz, tmp_path, capsys):
     argv = ["annotate", "--model", str(tmp_path / "x.npy"), "--features", "f.npz"]
     assert main(argv) == 1
     assert "not an .npz archive" in capsys.readouterr().err
+    # the text output is one tab-separated line per image: an id with a tab or a
+    # label name with a space would shift its cells; --json shows both
+    np.savez(tmp_path / "tab.npz", image_ids=np.array(["a", "b\tc", "d"]), **blocks)
+    spaced = tmp_path / "spaced.npz"
+    mtlm.load_model(model).save(
+        spaced, label_names=[f"{n} x" for n in data.label_names]
+    )
+    for mod, feats, message in [
+        (model, "tab.npz", "image id 'b\\tc' holds a tab or line break"),
+        (spaced, "x.npz", "label name 'city x' is empty or holds white space"),
+    ]:
+        np.savez(tmp_path / "x.npz", **blocks)
+        argv = ["annotate", "--model", str(mod), "--features", str(tmp_path / feats)]
+        assert main(argv) == 1
+        assert message in capsys.readouterr().err
+        assert main([*argv, "--json"]) == 0
+        capsys.readouterr()
     # --json into a missing folder fails before any fit
     out = tmp_path / "no" / "rows.json"
     assert (
@@ -300,7 +317,12 @@ def test_annotate_threshold_with_a_probability_model(user_npz, tmp_path, capsys)
     plain_argv = ["annotate", "--model", str(plain), "--features", str(feats)]
     assert main([*plain_argv, "--threshold", "0.2"]) == 1
     assert "fit it with 'mtlm fit --probability'" in capsys.readouterr().err
-    for bad in (["--threshold", "nan"], ["--threshold", "0.2", "--top", "2"]):
+    for bad in (
+        ["--threshold", "nan"],
+        ["--threshold", "1.5"],
+        ["--threshold", "-0.1"],
+        ["--threshold", "0.2", "--top", "2"],
+    ):
         with pytest.raises(SystemExit) as exc:
             main([*argv, *bad])
         assert exc.value.code == 2

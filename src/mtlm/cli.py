@@ -411,8 +411,10 @@ def _annotate(args):
     if top < 1:
         raise SystemExit(_usage_error("--top must be >= 1"))
     if args.threshold is not None:
-        if not np.isfinite(args.threshold):
-            raise SystemExit(_usage_error("--threshold must be a finite number"))
+        if not 0.0 <= args.threshold <= 1.0:  # also rejects nan
+            raise SystemExit(
+                _usage_error("--threshold must be a probability in [0, 1]")
+            )
         if not est.probability:
             raise DataError(
                 f"--threshold: the model {args.model} has no label probabilities; "
@@ -459,10 +461,27 @@ def _annotate(args):
     if args.json:
         print(json.dumps(result, indent=1))
     else:
+        _check_text_cells(ids, names, args.features)
         for r in result:
             cells = " ".join(f"{x['label']}:{x['score']:.4f}" for x in r["labels"])
             print(f"{r['image']}\t{cells}")
     return 0
+
+
+def _check_text_cells(ids, names, features):
+    """The text output is ``id<TAB>label:score label:score ...``, one line per image."""
+    bad_id = next((i for i in ids if any(c in i for c in "\t\n\r")), None)
+    if bad_id is not None:
+        raise DataError(
+            f"--features {features}: image id {bad_id!r} holds a tab or line break, "
+            "which the text output cannot show; use --json"
+        )
+    bad_name = next((m for m in names if not m or any(c.isspace() for c in m)), None)
+    if bad_name is not None:
+        raise DataError(
+            f"label name {bad_name!r} is empty or holds white space, which the text "
+            "output cannot show; use --json"
+        )
 
 
 def _evaluate(args):

@@ -65,6 +65,11 @@ def _check_2d_shape(shape, name):
 
 
 def _as_array(value, name):
+    if np.ma.isMaskedArray(value) and np.ma.is_masked(value):
+        # np.asarray would drop the mask and score the hidden values
+        raise ValueError(
+            f"{name} is a masked array with masked entries; fill or drop them first."
+        )
     try:
         return np.asarray(value)
     except (ValueError, TypeError) as exc:  # ragged lists and the like
@@ -291,7 +296,7 @@ def threshold_annotation(proba, threshold=0.5):
     proba : array-like or sparse matrix of shape (n_images, n_labels)
         Label probabilities, e.g. :meth:`mtlm.MTLMAnnotator.predict_proba`.
     threshold : float, default=0.5
-        Finite; a label is kept at ``proba >= threshold``.
+        In [0, 1]; a label is kept at ``proba >= threshold``.
 
     Returns
     -------
@@ -300,8 +305,8 @@ def threshold_annotation(proba, threshold=0.5):
     Raises
     ------
     ValueError
-        If ``proba`` is not a non-empty 2-D array of finite reals, or
-        ``threshold`` is not a finite real.
+        If ``proba`` is not a non-empty 2-D array of reals in [0, 1], or
+        ``threshold`` is not a real in [0, 1].
 
     Examples
     --------
@@ -310,12 +315,19 @@ def threshold_annotation(proba, threshold=0.5):
            [0, 1, 0]], dtype=uint8)
     """
     proba = _check_scores(proba, "proba")
+    if proba.size and (proba.min() < 0 or proba.max() > 1):
+        raise ValueError(
+            "proba must hold probabilities in [0, 1]; found values in "
+            f"[{proba.min():.4g}, {proba.max():.4g}]."
+        )
     if (
         isinstance(threshold, bool)
         or not isinstance(threshold, numbers.Real)
-        or not np.isfinite(float(threshold))
+        or not 0.0 <= float(threshold) <= 1.0
     ):
-        raise ValueError(f"threshold must be a finite real number; got {threshold!r}.")
+        raise ValueError(
+            f"threshold must be a real number in [0, 1]; got {threshold!r}."
+        )
     threshold = float(threshold)
     Y_pred = (proba >= threshold).astype(np.uint8)
     empty = np.flatnonzero(~Y_pred.any(axis=1))
