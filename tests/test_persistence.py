@@ -310,6 +310,24 @@ def test_label_names_as_one_string_and_nan_info(rng, tmp_path):
     assert load_model(path).model_info_ == {"F1": None, "v": [None, 1.0]}
 
 
+def test_bad_label_names_and_info_are_value_errors(rng, tmp_path):
+    est, _ = _fitted(rng)
+    loop = {"a": 1}
+    loop["self"] = loop
+    shared = [1, 2]  # the same list twice is not a cycle
+    cases = [
+        (dict(label_names=5), "label_names must be a list of 4 names, got 5"),
+        (dict(info=loop), "info refers to itself"),
+        (dict(info=[loop]), "info must be a dict or None, got list"),
+    ]
+    for kwargs, match in cases:
+        with pytest.raises(ValueError, match=match):
+            est.save(tmp_path / "m.npz", **kwargs)
+    assert not (tmp_path / "m.npz").exists()
+    path = est.save(tmp_path / "m.npz", info={"x": shared, "y": [shared]})
+    assert load_model(path).model_info_ == {"x": [1, 2], "y": [[1, 2]]}
+
+
 def test_saved_probability_follows_the_fitted_state(rng, tmp_path):
     n = 40
     X = rng.random((n, 4))

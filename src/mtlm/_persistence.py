@@ -46,13 +46,17 @@ FORMAT_VERSION = 1
 _MAX_SAVED = 1e30  # no metric weight is larger in a model that predicts
 
 
-def _jsonable(value):
+def _jsonable(value, _open=()):
+    """``value`` as JSON data; ``_open`` holds the ids of the containers being read."""
     if isinstance(value, (float, np.floating)) and not np.isfinite(value):
         return None  # JSON has no NaN or infinity
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+    if isinstance(value, (dict, list, tuple)):
+        if id(value) in _open:
+            raise ValueError("info refers to itself (a circular dict or list).")
+        _open = (*_open, id(value))
+        if isinstance(value, dict):
+            return {str(k): _jsonable(v, _open) for k, v in value.items()}
+        return [_jsonable(v, _open) for v in value]
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):
@@ -78,7 +82,12 @@ def save_model(est, path, *, label_names=None, info=None):
                 f"label_names must be a list of {M} names, got the string "
                 f"{label_names!r}."
             )
-        label_names = [str(x) for x in label_names]
+        try:
+            label_names = [str(x) for x in label_names]
+        except TypeError:
+            raise ValueError(
+                f"label_names must be a list of {M} names, got {label_names!r}."
+            ) from None
         if len(label_names) != M:
             raise ValueError(
                 f"label_names has {len(label_names)} names for {M} labels."
@@ -107,7 +116,7 @@ def save_model(est, path, *, label_names=None, info=None):
         "label_names": label_names,
         "tau": float(est.tau_),
         "n_iter": int(est.n_iter_),
-        "info": _jsonable(info or {}),
+        "info": _jsonable(_check_info(info)),
     }
     arrays = {
         "weights_shared": est.weights_shared_,
@@ -152,6 +161,14 @@ def save_model(est, path, *, label_names=None, info=None):
             os.unlink(tmp)
         raise
     return path
+
+
+def _check_info(info):
+    if info is None:
+        return {}
+    if not isinstance(info, dict):
+        raise ValueError(f"info must be a dict or None, got {type(info).__name__}.")
+    return info
 
 
 def _check_path(path):
