@@ -224,9 +224,12 @@ def test_bad_files_give_one_line_and_exit_1(user_npz, tmp_path, capsys):
         assert main(argv) == 1
         err = capsys.readouterr().err.strip()
         assert message in err and "\n" not in err and "Traceback" not in err
-    argv = ["annotate", "--model", str(tmp_path / "x.npy"), "--features", "f.npz"]
-    assert main(argv) == 1
-    assert "not an .npz archive" in capsys.readouterr().err
+    (tmp_path / "notes.txt").write_text("not a model\n")
+    for wrong in ("x.npy", "notes.txt"):
+        argv = ["annotate", "--model", str(tmp_path / wrong), "--features", "f.npz"]
+        assert main(argv) == 1
+        err = capsys.readouterr().err
+        assert "not an .npz archive" in err and "pickle" not in err
     # the text output is one tab-separated line per image: an id with a tab or a
     # label name with a space would shift its cells; --json shows both
     np.savez(tmp_path / "tab.npz", image_ids=np.array(["a", "b\tc", "d"]), **blocks)

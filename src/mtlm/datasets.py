@@ -256,6 +256,11 @@ def read_npz_arrays(path):
     A single ``.npy`` array raises ValueError; I/O and archive errors pass
     through for the caller to phrase (dataset, model or features file).
     """
+    with open(path, "rb") as fh:
+        magic = fh.read(6)
+    if not magic.startswith((b"PK", b"\x93NUMPY")):
+        # np.load would try it as a pickle and say so, which misleads
+        raise ValueError("it is not an .npz archive (no zip header)")
     npz = np.load(path, allow_pickle=False)
     if not isinstance(npz, np.lib.npyio.NpzFile):
         raise ValueError("it holds a single array, not an .npz archive")
