@@ -167,6 +167,9 @@ def test_fit_tune_saves_the_chosen_parameters(user_npz, tmp_path, capsys):
     argv = ["fit", "--dataset", str(path), "--out", str(model)]
     assert main([*argv, "--tune-grid", "k=2,3", "--tune-holdout", "0.2"]) == 0
     assert "120 training images held out" in capsys.readouterr().out
+    # a whole number is a count of images, down to one
+    assert main([*argv, "--tune-grid", "k=2,3", "--tune-holdout", "1"]) == 0
+    assert " 1 training images held out" in capsys.readouterr().out
     est = mtlm.load_model(model)
     tune = est.model_info_["tune"]
     assert tune["best_params"] == {"k": est.k} and est.k in (2, 3)
@@ -186,7 +189,25 @@ def test_fit_tune_saves_the_chosen_parameters(user_npz, tmp_path, capsys):
         (["--tune-grid", "method=jec"], 2, "cannot search 'method'"),
         (["--tune-holdout", "1.5"], 2, "--tune-holdout: holdout must be a fraction"),
         # only the data tells that the count is too large: a run-time error
-        (["--tune-holdout", "100000"], 1, "number of images in [1, n - 1] = [1,"),
+        (["--tune-holdout", "1.0"], 2, "1.0 is read as neither: give 1"),
+        (
+            ["--tune-holdout", "abc"],
+            2,
+            "--tune-holdout: expected a fraction in (0, 1) or a number of images, "
+            "got 'abc'",
+        ),
+        (["--tune-grid", "k=2,3", "--tune-grid", "k=4"], 2, "'k=2,3' already gives"),
+        (
+            ["--tune-grid", "k=2", "--tune-grid", "jec:k=2", "--tune-grid", "jec:k=3"],
+            2,
+            "'jec:k=2' already gives",
+        ),
+        (
+            ["--tune-holdout", "100000"],
+            1,
+            "--tune-holdout: holdout must be a fraction in (0, 1) or a number of "
+            "images in [1, n - 1] = [1, 599]",
+        ),
     ],
 )
 def test_tune_usage_errors(user_npz, capsys, extra, code, message):

@@ -78,11 +78,26 @@ def _add_tune_options(parser):
     )
     group.add_argument(
         "--tune-holdout",
-        type=float,
+        type=_holdout_value,
         default=None,
-        metavar="FRACTION",
-        help="part of the training images held out (default: 0.1)",
+        metavar="H",
+        help="training images held out: a fraction in (0, 1) or a number of "
+        "images (default: 0.1)",
     )
+
+
+def _holdout_value(text):
+    """``"30"`` is 30 images (``"1"`` one image), ``"0.1"`` a tenth of them."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a fraction in (0, 1) or a number of images, got {text!r}"
+        ) from None
 
 
 def _tune_settings(args, methods):
@@ -99,6 +114,7 @@ def _tune_settings(args, methods):
         return None
     known = MTLMAnnotator().get_params()
     grids = {m: default_grid(m) for m in methods}
+    given = {}
     for spec in args.tune_grid:
         target, _, entry = spec.rpartition(":")
         name, eq, values = entry.partition("=")
@@ -131,6 +147,14 @@ def _tune_settings(args, methods):
                     f"fitted ({', '.join(methods)})"
                 )
             )
+        if (target, name) in given:  # the later one would silently win
+            raise SystemExit(
+                _usage_error(
+                    f"--tune-grid {spec!r}: {given[target, name]!r} already gives "
+                    "these values; list them all in one option"
+                )
+            )
+        given[target, name] = spec
         parsed = [_parse_value(v) for v in values.split(",")]
         for m in [target] if target else methods:
             grids[m][name] = parsed
@@ -325,6 +349,19 @@ def _load_data(name):
         raise DataError(f"--dataset {name}: {exc}") from exc
 
 
+def _load_tune_data(args, tune):
+    """The dataset, with a hold-out count that it cannot give reported by option."""
+    from mtlm._tuning import check_holdout
+
+    data = _load_data(args.dataset)
+    if tune is not None:
+        try:
+            check_holdout(tune[2], data.Y_train.shape[0])
+        except ValueError as exc:
+            raise DataError(f"--tune-holdout: {exc}") from exc
+    return data
+
+
 def _fit(args):
     from mtlm import METHODS, MTLMAnnotator
 
@@ -336,7 +373,7 @@ def _fit(args):
         )
     tune = _tune_settings(args, [args.method])
     _check_output_file("--out", args.out)  # before the fit, not after it
-    data = _load_data(args.dataset)
+    data = _load_tune_data(args, tune)
     est = MTLMAnnotator(
         args.method,
         n_labels=args.n_labels,
@@ -513,7 +550,7 @@ def _evaluate(args):
         except OSError as exc:
             msg = f"--plot {args.plot}: cannot create the folder ({exc})"
             raise DataError(msg) from exc
-    data = _load_data(args.dataset)
+    data = _load_tune_data(args, tune)
 
     rows, per_label_f1, fitted, tuned = [], {}, {}, {}
     bar = _progress(len(methods), args.quiet)
