@@ -257,6 +257,13 @@ def test_bad_arguments_raise(kwargs, match):
         MTLMAnnotator(method).tune(X, Y, **kwargs)
 
 
+def test_one_training_image_cannot_be_split():
+    X, Y, _, _ = _data(11)
+    with pytest.raises(ValueError, match="needs at least 2 training images, got 1"):
+        X1 = {name: block[:1] for name, block in X.items()}
+        MTLMAnnotator().tune(X1, np.ones((1, Y.shape[1])), {"k": [2]})
+
+
 def test_a_split_part_without_labels_raises():
     X, Y, _, _ = _data(9)
     Y = np.zeros_like(Y)

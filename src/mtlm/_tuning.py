@@ -195,6 +195,8 @@ def check_holdout(holdout, n=None):
     A fraction in (0, 1), or a count (an int, or an integral float >= 2 such
     as 30.0 from the CLI; 1.0 is read as neither) in [1, n - 1].
     """
+    if n is not None and n < 2:
+        raise ValueError(f"a hold-out split needs at least 2 training images, got {n}.")
     big = np.inf if n is None else n - 1
     if isinstance(holdout, (bool, np.bool_)):
         ok, n_hold = False, 0
@@ -210,7 +212,7 @@ def check_holdout(holdout, n=None):
             n_hold = min(max(int(round(float(holdout) * n)), 1), n - 1)
     else:
         ok, n_hold = False, 0
-    if not ok or (n is not None and n < 2):
+    if not ok:
         span = "[1, n - 1]" if n is None else f"[1, n - 1] = [1, {n - 1}]"
         raise ValueError(
             f"holdout must be a fraction in (0, 1) or a number of images in "
