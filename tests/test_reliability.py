@@ -660,6 +660,29 @@ def test_a_fit_with_nothing_to_learn_warns_and_keeps_the_initial_metric(
 
 
 @pytest.mark.parametrize(
+    "method, match",
+    [
+        ("mtlm-ldml", "none of its pairs is dissimilar"),
+        ("global-ldml", "none of its pairs is dissimilar"),
+        ("mtlm-lmnn", "carried by every image, so no image can be an impostor"),
+        ("global-lmnn", "label 0 is carried by every image, so every two images"),
+    ],
+)
+def test_a_label_on_every_image_gives_the_real_cause(rng, method, match):
+    X = rng.random((30, 4))
+    Y = np.ones((30, 2), dtype=np.uint8)
+    Y[2:, 1] = 0  # two images: too few for k_pos + 1 or k + 1
+    with pytest.warns(Warning, match=match) as record:
+        est = MTLMAnnotator(method, vote="raw", random_state=0).fit(X, Y)
+    assert not any("lower" in str(w.message) for w in record)
+    if method.endswith("lmnn"):  # target pairs are still pulled, on the simplex
+        assert "only the pull term" in str(record[-1].message)
+        assert_allclose(est.weights_shared_.sum(), 1.0)
+    else:
+        assert_array_equal(est.weights_shared_, 0.0)
+
+
+@pytest.mark.parametrize(
     "metric, scale",
     [("sqeuclidean", 1e20), ("l1", 1e140), ("l2", 1e38), ("chi2", 1e38)],
 )

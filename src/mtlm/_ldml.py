@@ -410,21 +410,28 @@ def learn_ldml(est, cons, n_threads):
     )
     M = est.Y_train_.shape[1]
     F = problem.n_base
+    # tasks without a dissimilar pair: their loss is lowest at distance 0
+    similar_only = np.ones(cons.n_tasks, dtype=bool)
+    task_of_pair = np.repeat(problem.tasks, np.diff(problem.ptr))
+    similar_only[task_of_pair[problem.sign < 0]] = False
     if image_level:
         # One metric for every label; the task's bias plays no part in the vote.
         b = bias[0] if bias.size else 0.0
-        _warn_zero_metrics(ws[None, :])
+        _warn_zero_metrics(ws[None, :], similar_only[problem.tasks].all())
         return LearnedMetric(ws, np.zeros((M, F)), np.full(M, b), n_iter, trace)
     W_label = np.zeros((M, F)) if shared else np.full((M, F), 1.0 / F)
     B = np.zeros(M)
     W_label[problem.tasks] = wl
     B[problem.tasks] = bias
-    _warn_zero_metrics(ws[None, :] + W_label)
+    _warn_zero_metrics(ws[None, :] + W_label, similar_only)
     return LearnedMetric(ws, W_label, B, n_iter, trace)
 
 
-def _warn_zero_metrics(W):
-    """Warn when the regularisation drove a metric to zero (its votes are flat)."""
+def _warn_zero_metrics(W, similar_only):
+    """Warn when LDML drove a metric to zero (its votes are flat).
+
+    ``similar_only`` (per row of ``W``) marks tasks with no dissimilar pair.
+    """
     dead = np.flatnonzero(W.sum(axis=1) <= 0.0)
     if dead.size == 0:
         return
@@ -433,9 +440,16 @@ def _warn_zero_metrics(W):
         if W.shape[0] == 1
         else f"the metric of {dead.size} label(s) (first: {dead[:5].tolist()})"
     )
+    if np.all(np.asarray(similar_only)[dead] if W.shape[0] > 1 else similar_only):
+        why = (
+            "none of its pairs is dissimilar (no neighbour lacks the labels), "
+            "and a similar pair's logistic loss is lowest at distance 0"
+        )
+    else:
+        why = "lower gamma_shared / gamma_label"
     warnings.warn(
         f"LDML drove {what} to zero: every training image is at distance 0 and "
-        "votes equally; lower gamma_shared / gamma_label.",
+        f"votes equally; {why}.",
         RuntimeWarning,
         stacklevel=6,  # the line calling MTLMAnnotator.fit
     )

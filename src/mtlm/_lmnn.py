@@ -784,6 +784,42 @@ def lmnn_constraints(est, n_threads):
     )
 
 
+def _warn_no_triplet(est, ts, Y):
+    """Say why no triplet was made and what the fit then learns."""
+    scheme = lmnn_scheme(est)
+    knob = "k_pos" if scheme == "label" else "k"
+    size = est.k_pos + 1 if scheme == "label" else est.k + 1
+    counts = np.asarray(Y.sum(axis=0)).ravel()
+    big = counts >= size
+    everywhere = np.flatnonzero(counts == Y.shape[0])
+    if LMNN_METHODS[est.method] == "global" and everywhere.size:
+        cause = (
+            f"label {everywhere[0]} is carried by every image, so every two images "
+            "share a label and none can be an impostor"
+        )
+    elif big.any() and (counts[big] == Y.shape[0]).all():
+        # lowering k_pos / k cannot help: nothing is an impostor
+        cause = (
+            f"every label with {size} images or more is carried by every image, "
+            "so no image can be an impostor"
+        )
+    else:
+        cause = (
+            f"constraints={scheme!r}: a label needs {size} images or more, and "
+            f"images without it; lower {knob}"
+        )
+    effect = (
+        "only the pull term on the target pairs is learned"
+        if np.any(ts.n_target > 0)
+        else "the metric stays at its initial value"
+    )
+    warnings.warn(
+        f"no candidate triplet to learn from ({cause}): {effect}.",
+        UserWarning,
+        stacklevel=6,
+    )
+
+
 def learn_lmnn(est, ts, n_threads):
     """Solve the problem of ``est.method`` on a prebuilt triplet set.
 
@@ -798,16 +834,7 @@ def learn_lmnn(est, ts, n_threads):
     p = check_lmnn_params(est)
     Y = est.Y_train_
     if ts.n_triplets == 0:
-        scheme = lmnn_scheme(est)
-        knob = "k_pos" if scheme == "label" else "k"
-        size = est.k_pos + 1 if scheme == "label" else est.k + 1
-        warnings.warn(
-            f"no candidate triplet to learn from (constraints={scheme!r}: a label "
-            f"needs {size} images or more, and images without it): the metric "
-            f"stays at its initial value; lower {knob}.",
-            UserWarning,
-            stacklevel=5,
-        )
+        _warn_no_triplet(est, ts, Y)
     res = fit_lmnn(
         ts,
         mode=mode,
