@@ -38,6 +38,9 @@ def test_round_trip_predicts_exactly_the_same(rng, tmp_path, metrics):
     assert loaded.label_names_ == ["w", "x", "y", "z"]
     assert loaded.model_info_ == {"F1": 0.5}
     assert loaded.get_params() == est.get_params()
+    assert_array_equal(
+        loaded.base_distances_.base_means_, est.base_distances_.base_means_
+    )
     assert not list(tmp_path.glob(".mtlm-*"))  # no temporary file left behind
 
 
@@ -157,6 +160,7 @@ def _set_meta(key, value, sub=None):
         (_set_array("weights_label", lambda a: -np.ones_like(a)), "must be >= 0"),
         (_set_array("bias", np.zeros(7)), r"bias must be of shape \(4,\)"),
         (_set_array("scales", lambda a: -a), "scales must be > 0"),
+        (_set_array("base_means", lambda a: -a), "base_means must be >= 0"),
         (_set_array("X_train_0", lambda a: np.full_like(a, np.nan)), "NaN"),
         (_set_array("X_train_0", lambda a: a.astype(str)), "X_train"),
         (_set_array("X_train_1", lambda a: a[:, :2]), "X_train"),

@@ -13,6 +13,9 @@ Layout (format version 1)
     Learned metric and optimisation trace, float64.
 ``scales`` (F,)
     Base-distance normalisers.
+``base_means`` (F,) (optional)
+    Mean normalised base distance of random training pairs (the scale of the
+    ``tau`` grid; 1 under ``normalize="mean"``).
 ``Y_train`` (n, M) uint8 and ``X_train_<i>`` (n, d_i)
     The training images that vote (block i in ``feature_names`` order).
 ``tau_grid``, ``tau_scores`` (optional)
@@ -124,6 +127,7 @@ def save_model(est, path, *, label_names=None, info=None):
         "bias": est.bias_,
         "objective": np.asarray(est.objective_, dtype=np.float64),
         "scales": bd.scales_,
+        "base_means": bd.base_means_,
         "Y_train": est.Y_train_,
     }
     for i, block in enumerate(est._train_blocks_raw):
@@ -261,6 +265,8 @@ def _restore(meta, arrays):
     bd.columns_ = _columns(meta.get("columns"), dims)
     F = bd.n_base_
     bd.scales_ = _weights(arrays["scales"], "scales", (F,), positive=True)
+    if "base_means" in arrays:
+        bd.base_means_ = _weights(arrays["base_means"], "base_means", (F,))
     X = blocks[0] if diagonal else dict(zip(names, blocks))
     bd.check(X, "X_train")  # numeric, finite, widths, non-negative histograms
     n = blocks[0].shape[0]
