@@ -343,6 +343,22 @@ def test_arff_quoted_values_and_missing(tmp_path):
     assert_array_equal(a.data, [[1.5, 1], [np.nan, 0]])
 
 
+def test_missing_arff_values_are_named(tmp_path):
+    folder = _write(
+        tmp_path,
+        {
+            "gap-train.arff": DENSE_TRAIN,
+            "gap-test.arff": DENSE_TEST.replace("'2',0,0,4,1", "'2',0,?,4,1"),
+            "gap.xml": XML,
+        },
+    )
+    # a label value, in the test file
+    match = r"gap-test.arff: 1 row\(s\) have missing values \('\?'\), first in data "
+    match += "row 1, attribute 'sky'"
+    with pytest.raises(ValueError, match=match):
+        load_dataset(folder / "gap-train.arff")
+
+
 def test_negative_features_default_to_l2(tmp_path):
     folder = _write(
         tmp_path,
@@ -526,7 +542,8 @@ def test_error_missing_value_in_arff(tmp_path):
             "t.xml": XML,
         },
     )
-    with pytest.raises(ValueError, match=r"X_train\['features'\] contains NaN"):
+    match = r"t-train.arff: 1 row\(s\) have missing values .* row 2, attribute 'f 1'"
+    with pytest.raises(ValueError, match=match):
         load_dataset(folder)
 
 

@@ -146,7 +146,7 @@ def load_dataset(name_or_path, *, dtype=np.float32):
 
     **ARFF.** All attributes that are not labels (by the names in the MULAN XML)
     form one feature block called ``"features"``. Missing values (``?``) are
-    rejected as NaN.
+    rejected, with the row and attribute of the first.
 
     **Default metric** when none is stored: ``"l1"`` for a block whose values are
     all non-negative (histograms, counts, binary indicators: L1 is the usual
@@ -394,6 +394,17 @@ def _find_xml(train):
     )
 
 
+def _reject_missing(path, part):
+    """ARFF ``?`` values are read as NaN; name them as what they are."""
+    rows, cols = np.nonzero(np.isnan(part.data))
+    if rows.size:
+        raise ValueError(
+            f"{path}: {np.unique(rows).size} row(s) have missing values ('?'), "
+            f"first in data row {rows[0] + 1}, attribute {part.names[cols[0]]!r}; "
+            "fill or drop them first."
+        )
+
+
 def _load_mulan(train, test, xml, dtype):
     logger.debug("reading MULAN dataset %s, %s, labels %s", train, test, xml)
     labels = read_mulan_labels(xml)
@@ -409,6 +420,8 @@ def _load_mulan(train, test, xml, dtype):
             f"{xml}: {len(missing)} label(s) not found among the attributes of "
             f"{train.name}: {missing[:5]}{' ...' if len(missing) > 5 else ''}."
         )
+    for path, part in ((train, tr), (test, te)):
+        _reject_missing(path, part)
     label_cols = [col[n] for n in labels]
     feat_cols = np.setdiff1d(np.arange(len(tr.names)), label_cols)
     if feat_cols.size == 0:
