@@ -106,6 +106,26 @@ def test_float32_and_float64_blocks_mix(rng):
     assert_allclose(d[..., 1], base_distance(X["b"], X["b"], "l1"), rtol=1e-6)
 
 
+@pytest.mark.parametrize("metric", ["l1", "l2", "sqeuclidean", "chi2", "hellinger"])
+@pytest.mark.parametrize("scale", [1e20, 1e-22])
+def test_float32_values_whose_squares_leave_float32(rng, metric, scale):
+    # the float32 kernels square differences in float32: such blocks must give
+    # the float64 answer (the mean normalisation cancels the scale), not inf/0
+    X = rng.random((30, 70)) * scale  # 70 > 64: more than one run of columns
+    X32, X64 = {"a": X[:20].astype(np.float32)}, {"a": X[:20]}
+    Q32, Q64 = {"a": X[20:].astype(np.float32)}, {"a": X[20:]}
+    got = BaseDistances(metrics=metric).fit(X32, n_jobs=2).pairwise(Q32)
+    want = BaseDistances(metrics=metric).fit(X64).pairwise(Q64)
+    assert np.isfinite(got).all()
+    assert_allclose(got, want, rtol=1e-4)
+    # a float32 query beyond the range against ordinary training blocks
+    bd = BaseDistances(metrics=metric).fit({"a": rng.random((5, 70))})
+    q = (rng.random((3, 70)) * 1e18).astype(np.float32)
+    assert_allclose(
+        bd.pairwise({"a": q}), bd.pairwise({"a": q.astype(np.float64)}), rtol=1e-5
+    )
+
+
 @pytest.mark.parametrize(
     "X, match",
     [

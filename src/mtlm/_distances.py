@@ -150,7 +150,7 @@ class BaseDistances:
         qidx, pidx = _pair_sample(blocks[0].shape[0], n_pairs, self.random_state)
         n_threads = effective_n_threads(n_jobs)
         for f, (b, m) in enumerate(zip(blocks, self.metrics_)):
-            prepared = self._prepare(b, m)
+            prepared = self._prepare(b, m, bigs[f])
             stat = 1.0
             if self.normalize != "none":
                 stat = self._pair_statistic(prepared, m, qidx, pidx, n_threads)
@@ -158,9 +158,8 @@ class BaseDistances:
                     self.scales_[f] = 1.0 / stat
                 elif not (b == b[:1]).all():
                     raise ValueError(
-                        f"X[{names[f]!r}]: its {m} distances vanish in float32 (values "
-                        f"up to {bigs[f]:.3g}); rescale the features "
-                        "or use normalize='mean'."
+                        f"X[{names[f]!r}]: its {m} distances vanish (values up to "
+                        f"{bigs[f]:.3g}); rescale the features."
                     )
                 else:
                     logger.warning(
@@ -257,11 +256,25 @@ class BaseDistances:
             _check_histogram(b, f"{name}[{f!r}]", m)
             if self.normalize == "none":
                 _check_unscaled(big, b.shape[1], f"{name}[{f!r}]", m, self.normalize)
-            out.append(self._prepare(b, m))
+            out.append(self._prepare(b, m, big))
         return out
 
     @staticmethod
-    def _prepare(block, metric):
+    def _prepare(block, metric, big=None):
+        """``block`` as the kernels take it for ``metric``.
+
+        The float32 kernels sum squares of differences in float32 over runs of
+        64 columns, so a float32 block whose squares would overflow or lose
+        their digits there is computed in float64 (``big``: its largest
+        |value|, measured when None).
+        """
+        if block.dtype == np.float32 and block.size:
+            if big is None:
+                big = float(np.abs(block).max())
+            if (metric in _SQUARED and big > _F32_SQUARES_MAX) or (
+                0 < big < _F32_VALUES_MIN
+            ):
+                block = block.astype(np.float64)
         return np.sqrt(block) if metric == "hellinger" else block
 
     def pairwise(self, Xq, Xp=None, n_jobs=None):
@@ -347,6 +360,12 @@ def _check_histogram(block, name, metric):
 # accumulated in float64 (max 1.8e308) over up to ~1e7 columns otherwise.
 _MAX_ABS = {True: 1e18, False: 1e150}
 _F32_MAX = float(np.finfo(np.float32).max)
+# float32 blocks beyond these go to the float64 kernels (see _prepare): 64
+# squared differences of values up to 1e17 sum to at most 2.6e36, and values
+# below 1e-12 have squares near float32's smallest normal number (1.2e-38)
+_SQUARED = ("l2", "sqeuclidean", "chi2")
+_F32_SQUARES_MAX = 1e17
+_F32_VALUES_MIN = 1e-12
 _TINY = 1e-30  # unscaled distances below this lose their digits in float32
 
 
