@@ -157,9 +157,13 @@ class BaseDistances:
                 if stat > 0:
                     self.scales_[f] = 1.0 / stat
                 elif not (b == b[:1]).all():
+                    # "max" takes its statistic from distances stored as float32
+                    hint = (
+                        "" if self.normalize == "mean" else " or use normalize='mean'"
+                    )
                     raise ValueError(
-                        f"X[{names[f]!r}]: its {m} distances vanish (values up to "
-                        f"{bigs[f]:.3g}); rescale the features."
+                        f"X[{names[f]!r}]: its {m} distances vanish in float32 "
+                        f"(values up to {bigs[f]:.3g}); rescale the features{hint}."
                     )
                 else:
                     logger.warning(
