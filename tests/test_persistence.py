@@ -62,6 +62,22 @@ def test_file_is_pickle_free_and_documented(rng, tmp_path):
     assert meta["feature_names"] == ["a", "b"] and meta["method"] == "jec"
 
 
+def test_a_damaged_byte_anywhere_is_a_value_error(rng, tmp_path):
+    est, _ = _fitted(rng)
+    raw = est.save(tmp_path / "m.npz") and (tmp_path / "m.npz").read_bytes()
+    messages = set()
+    for pos in range(40, len(raw) - 40, max(1, len(raw) // 150)):
+        bad = bytearray(raw)
+        bad[pos] ^= 0x55
+        (tmp_path / "bad.npz").write_bytes(bytes(bad))
+        try:
+            load_model(tmp_path / "bad.npz")
+        except ValueError as exc:  # never zlib.error, KeyError, ...
+            messages.add(str(exc).split("(")[1][:20])
+    # the flips reach the zlib streams, not only the CRCs and headers
+    assert any(m.startswith("the archive is damag") for m in messages), messages
+
+
 def test_newer_version_truncated_and_foreign_files_raise(rng, tmp_path):
     est, _ = _fitted(rng)
     path = tmp_path / "m.npz"

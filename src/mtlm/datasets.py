@@ -8,7 +8,9 @@ each), a fixed train/test split and 0/1 label matrices.
 import glob
 import logging
 import re
+import struct
 import zipfile
+import zlib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -250,22 +252,38 @@ def _load_npz(path, dtype):
     )
 
 
+# What reading a damaged zip archive raises besides zipfile.BadZipFile
+_DAMAGED = (
+    zlib.error,
+    NotImplementedError,  # a compression method zipfile does not know
+    RuntimeError,  # "encrypted, password required"
+    UnicodeDecodeError,
+    struct.error,
+)
+
+
 def read_npz_arrays(path):
     """All arrays of an .npz archive, as a dict (pickle-free).
 
-    A single ``.npy`` array raises ValueError; I/O and archive errors pass
-    through for the caller to phrase (dataset, model or features file).
+    A single ``.npy`` array or a damaged member raises ValueError; I/O and
+    zip-structure errors pass through for the caller to phrase (dataset, model
+    or features file).
     """
     with open(path, "rb") as fh:
         magic = fh.read(6)
     if not magic.startswith((b"PK", b"\x93NUMPY")):
         # np.load would try it as a pickle and say so, which misleads
         raise ValueError("it is not an .npz archive (no zip header)")
-    npz = np.load(path, allow_pickle=False)
-    if not isinstance(npz, np.lib.npyio.NpzFile):
-        raise ValueError("it holds a single array, not an .npz archive")
-    with npz:
-        return {key: npz[key] for key in npz.files}
+    try:
+        npz = np.load(path, allow_pickle=False)
+        if not isinstance(npz, np.lib.npyio.NpzFile):
+            raise ValueError("it holds a single array, not an .npz archive")
+        with npz:
+            return {key: npz[key] for key in npz.files}
+    except _DAMAGED as exc:  # zipfile and zlib meeting a flipped byte
+        raise ValueError(
+            f"the archive is damaged ({type(exc).__name__}: {exc})"
+        ) from None
 
 
 def _read_npz(path):
