@@ -134,6 +134,32 @@ def test_predict_checks(rng):
         est.predict({"a": Xt["a"], "b": np.full((7, 3), np.nan)})
 
 
+@pytest.mark.parametrize(
+    "param, value",
+    [("k", -1), ("k", 0), ("n_labels", 0), ("vote", "bogus"), ("vote_scale", "x")]
+    + [("backend", "bogus"), ("n_jobs", 0)],
+)
+def test_parameters_set_after_fit_are_checked_at_prediction(rng, param, value):
+    X, Xt, Y = _data(rng)
+    est = MTLMAnnotator("mtlm-ldml", max_iter=5, random_state=0).fit(X, Y)
+    before = est.decision_function(Xt)
+    est.set_params(**{param: value})
+    for predict in (est.decision_function, est.predict):
+        with pytest.raises(ValueError, match=param):
+            predict(Xt)
+    est.set_params(**{param: MTLMAnnotator().get_params()[param]})
+    assert_array_equal(est.decision_function(Xt), before)
+
+
+def test_predict_proba_of_a_model_fitted_without_probabilities(rng):
+    X, Xt, Y = _data(rng)
+    est = MTLMAnnotator().fit(X, Y).set_params(probability=True)
+    with pytest.raises(NotFittedError, match="fitted with probability=False"):
+        est.predict_proba(Xt)
+    with pytest.raises(NotFittedError, match="is not fitted yet"):
+        MTLMAnnotator(probability=True).predict_proba(Xt)
+
+
 def test_a_single_label_warns_that_normalised_votes_are_flat(rng):
     X, Xt, Y = _data(rng)
     Y1 = Y[:, :1]

@@ -10,7 +10,7 @@ from functools import partial
 
 import numpy as np
 from sklearn.base import BaseEstimator
-from sklearn.exceptions import ConvergenceWarning
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.utils import check_random_state
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
@@ -370,13 +370,9 @@ class MTLMAnnotator(BaseEstimator):
     def _validate_params(self):
         check_choice(self.method, "method", METHODS)
         _check_random_state(self.random_state)
-        check_int(self.n_labels, "n_labels", low=1)
-        check_int(self.k, "k", low=1)
+        self._validate_predict_params()
         check_int(self.n_tune, "n_tune", low=1)
         check_choice(self.tau_select, "tau_select", _TAU_SELECTS)
-        check_choice(self.vote, "vote", _VOTES)
-        check_choice(self.backend, "backend", _BACKENDS)
-        check_choice(self.vote_scale, "vote_scale", ("label", "none"))
         check_float(self.gamma_shared, "gamma_shared", low=0.0)
         check_float(self.gamma_label, "gamma_label", low=0.0)
         check_int(self.max_iter, "max_iter", low=1, allow_none=True)
@@ -393,13 +389,21 @@ class MTLMAnnotator(BaseEstimator):
                 raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}.")
         if not (isinstance(self.tau, str) and self.tau == "auto"):
             check_float(self.tau, "tau", low=0.0, low_open=True)
-        effective_n_threads(self.n_jobs)  # raises on a bad n_jobs
         # every method's parameters, also those this method ignores: a bad
         # value is an error whatever the method (and a later set_params would
         # otherwise find it only after the training data were replaced)
         from mtlm._lmnn import check_lmnn_params
 
         check_lmnn_params(self)
+
+    def _validate_predict_params(self):
+        """The parameters prediction reads, which set_params may have changed."""
+        check_int(self.n_labels, "n_labels", low=1)
+        check_int(self.k, "k", low=1)
+        check_choice(self.vote, "vote", _VOTES)
+        check_choice(self.vote_scale, "vote_scale", ("label", "none"))
+        check_choice(self.backend, "backend", _BACKENDS)
+        effective_n_threads(self.n_jobs)
 
     # -- fitting -----------------------------------------------------------------
     def fit(self, X, y):
@@ -774,6 +778,7 @@ class MTLMAnnotator(BaseEstimator):
             Normalised votes in [0, 1] (or raw votes with ``vote="raw"``).
         """
         check_is_fitted(self, "weights_shared_")
+        self._validate_predict_params()
         Pq = self.base_distances_.check(X, "X")
         n_threads = effective_n_threads(self.n_jobs)
         scores = self._scores(Pq, [self.tau_], n_threads)[0]
@@ -807,7 +812,13 @@ class MTLMAnnotator(BaseEstimator):
             ``sigmoid(proba_coef_ * decision_function(X) + proba_intercept_)``,
             label by label; rows need not sum to 1 (an image has several labels).
         """
-        check_is_fitted(self, "proba_coef_")
+        check_is_fitted(self, "weights_shared_")
+        if not hasattr(self, "proba_coef_"):
+            raise NotFittedError(
+                "predict_proba needs the label sigmoids, which fit makes only with "
+                "probability=True: this model was fitted with probability=False; "
+                "fit it again."
+            )
         return label_probabilities(
             self.decision_function(X), self.proba_coef_, self.proba_intercept_
         )
