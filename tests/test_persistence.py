@@ -337,6 +337,8 @@ def test_bad_label_names_and_info_are_value_errors(rng, tmp_path):
     shared = [1, 2]  # the same list twice is not a cycle
     cases = [
         (dict(label_names=5), "label_names must be a list of 4 names, got 5"),
+        (dict(label_names=["a", "b", "a", "c"]), "'a' is repeated"),
+        (dict(label_names=[None] * 4), "'None' is repeated"),
         (dict(info=loop), "info refers to itself"),
         (dict(info=[loop]), "info must be a dict or None, got list"),
     ]

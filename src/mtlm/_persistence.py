@@ -95,6 +95,10 @@ def save_model(est, path, *, label_names=None, info=None):
             raise ValueError(
                 f"label_names has {len(label_names)} names for {M} labels."
             )
+        if len(set(label_names)) != M:  # load_model would refuse the file
+            seen = set()
+            twice = next(x for x in label_names if x in seen or seen.add(x))
+            raise ValueError(f"label_names must be distinct; {twice!r} is repeated.")
     params = est.get_params()
     if not isinstance(params.get("random_state"), (int, type(None))):
         params["random_state"] = None  # a RandomState instance is not portable
