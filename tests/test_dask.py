@@ -3,6 +3,7 @@
 import os
 import signal
 import socket
+import subprocess
 import sys
 import time
 import warnings
@@ -244,6 +245,27 @@ def test_unreachable_scheduler_fails_fast():
         with dask_client(address, timeout=2):
             pass
     assert time.perf_counter() - t0 < 10
+
+
+@pytest.mark.parametrize("address", ["bogus", "tcp://bogus", "localhost:x"])
+def test_a_malformed_address_fails_at_once_without_a_stray_client(address):
+    # a Client whose constructor fails leaves a finaliser that blocks 20 s at
+    # exit and prints a traceback: the address is checked first, in a child
+    # interpreter so that its exit is part of the test
+    code = (
+        "import mtlm\n"
+        "try:\n"
+        f"    mtlm.dask_client({address!r}).__enter__()\n"
+        "except ValueError as exc:\n"
+        "    print(exc)\n"
+    )
+    t0 = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert time.perf_counter() - t0 < 15
+    assert "is not a Dask scheduler address" in out.stdout
+    assert out.returncode == 0 and "Traceback" not in out.stderr
 
 
 def test_client_by_address_or_current(client):

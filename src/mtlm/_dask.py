@@ -120,6 +120,19 @@ def _same_address(client, address):
 
 
 def _connect(distributed, address, timeout):
+    from distributed.comm.addressing import get_address_host_port, parse_address
+
+    try:
+        scheme, _ = parse_address(address)
+        if scheme != "inproc":  # the network schemes need a host and a port
+            get_address_host_port(address)
+    except ValueError as exc:
+        # checked before Client(): a client that fails in its constructor
+        # leaves a finaliser that waits 20 s at exit and prints a traceback
+        raise ValueError(
+            f"{address!r} is not a Dask scheduler address ({exc}); give "
+            "HOST:PORT, e.g. 'tcp://127.0.0.1:8786', or 'local'."
+        ) from None
     try:
         return distributed.Client(address, timeout=timeout, set_as_default=False)
     except (OSError, TimeoutError) as exc:  # distributed raises OSError on timeout
