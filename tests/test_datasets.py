@@ -353,8 +353,8 @@ def test_missing_arff_values_are_named(tmp_path):
         },
     )
     # a label value, in the test file
-    match = r"gap-test.arff: 1 row\(s\) have missing values \('\?'\), first in data "
-    match += "row 1, attribute 'sky'"
+    match = r"gap-test.arff: 1 row\(s\) have missing values \('\?' or nan\), first in "
+    match += "data row 1, attribute 'sky'"
     with pytest.raises(ValueError, match=match):
         load_dataset(folder / "gap-train.arff")
 
@@ -467,6 +467,16 @@ def _npz(tmp_path, **changes):
     path = tmp_path / "bad.npz"
     np.savez(path, **arrays)
     return path
+
+
+def test_values_beyond_float32_name_the_dtype(tmp_path):
+    big = np.random.default_rng(0).random((5, 3)) * 1e39
+    path = _npz(tmp_path, X_train_colour=big)
+    match = r"X_train\['colour'\] has values up to 9.*e\+38, beyond float32; load it "
+    with pytest.raises(ValueError, match=match):
+        load_dataset(path)
+    ds = load_dataset(path, dtype=np.float64)  # and they are kept as they are
+    assert_array_equal(ds.X_train["colour"], big)
 
 
 def test_error_unknown_name():

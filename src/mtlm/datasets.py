@@ -417,7 +417,8 @@ def _reject_missing(path, part):
     rows, cols = np.nonzero(np.isnan(part.data))
     if rows.size:
         raise ValueError(
-            f"{path}: {np.unique(rows).size} row(s) have missing values ('?'), "
+            f"{path}: {np.unique(rows).size} row(s) have missing values ('?' or "
+            "nan), "
             f"first in data row {rows[0] + 1}, attribute {part.names[cols[0]]!r}; "
             "fill or drop them first."
         )
@@ -565,11 +566,17 @@ def _check_block(X, what, n_rows, dtype, source):
         raise ValueError(
             f"{source}: {what} has {X.shape[0]} rows but the labels have {n_rows}."
         )
-    X = np.ascontiguousarray(X, dtype=dtype)
-    if not np.isfinite(X).all():
+    if X.dtype.kind == "f" and not np.isfinite(X).all():
         kind = "NaN" if np.isnan(X).any() else "infinite values"
         raise ValueError(f"{source}: {what} contains {kind}.")
-    return X
+    big = float(np.abs(X).max()) if X.size else 0.0
+    limit = float(np.finfo(dtype).max) if np.dtype(dtype).kind == "f" else np.inf
+    if big > limit:
+        raise ValueError(
+            f"{source}: {what} has values up to {big:.3g}, beyond "
+            f"{np.dtype(dtype).name}; load it with dtype=np.float64 or rescale it."
+        )
+    return np.ascontiguousarray(X, dtype=dtype)
 
 
 def _check_metrics(metrics, feature_names, X_train, X_test, source):
