@@ -1,6 +1,8 @@
 """The mtlm command: evaluate, fit, annotate, exit codes and plots."""
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -311,6 +313,35 @@ def test_an_unknown_option_shows_the_subcommand_usage(capsys):
     err = capsys.readouterr().err
     assert "usage: mtlm evaluate" in err
     assert "mtlm evaluate: error: unrecognized arguments: --foo" in err
+
+
+def test_annotate_text_output_ids_and_a_closed_pipe(user_npz, tmp_path, capsys):
+    path, names = user_npz
+    model = tmp_path / "model.npz"
+    assert main(["fit", "--dataset", str(path), "--out", str(model)]) == 0
+    data = mtlm.load_dataset(str(path))
+    blocks = {f: data.X_test[f][:2] for f in names}
+    feats = tmp_path / "bytes_ids.npz"
+    np.savez(feats, image_ids=np.array([b"a", b"b"]), **blocks)
+    capsys.readouterr()
+    assert main(["annotate", "--model", str(model), "--features", str(feats)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split("\t")[0] for line in lines] == ["a", "b"]
+    # a reader that stops early (| head -1) ends the command quietly; the
+    # output (3000 images) is larger than a pipe's buffer
+    many = tmp_path / "many.npz"
+    np.savez(many, **{f: np.repeat(data.X_test[f][:3], 1000, axis=0) for f in names})
+    cmd = [sys.executable, "-m", "mtlm.cli", "annotate", "--model", str(model)]
+    proc = subprocess.Popen(
+        [*cmd, "--features", str(many)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    proc.stdout.readline()
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    proc.wait(timeout=120)
+    assert err == "" and proc.returncode == 1
 
 
 def test_annotate_threshold_with_a_probability_model(user_npz, tmp_path, capsys):

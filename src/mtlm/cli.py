@@ -476,7 +476,7 @@ def _annotate(args):
             f"image ({len(scores)}), got shape {ids.shape}"
         )
     ids = (
-        [str(i) for i in ids]
+        [_id_text(i) for i in ids.tolist()]
         if ids is not None
         else [str(i) for i in range(len(scores))]
     )
@@ -503,6 +503,13 @@ def _annotate(args):
             cells = " ".join(f"{x['label']}:{x['score']:.4f}" for x in r["labels"])
             print(f"{r['image']}\t{cells}")
     return 0
+
+
+def _id_text(image_id):
+    """An image id as text (ids saved as bytes print as 'a', not b'a')."""
+    if isinstance(image_id, bytes):
+        return image_id.decode("utf-8", errors="replace")
+    return str(image_id)
 
 
 def _check_text_cells(ids, names, features):
@@ -770,6 +777,11 @@ def main(argv=None):
         return {"evaluate": _evaluate, "fit": _fit, "annotate": _annotate}[
             args.command
         ](args)
+    except BrokenPipeError:
+        # the reader went away (mtlm annotate ... | head): stop quietly, and
+        # keep the interpreter's final flush from failing once more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except DataError as exc:
         if args.debug:
             raise
