@@ -484,6 +484,15 @@ def test_error_unknown_name():
         load_dataset("corel15k")
 
 
+def test_paths_as_bytes_and_non_paths(tmp_path, rng):
+    np.savez(tmp_path / "m.npz", **_user_arrays(rng))
+    ds = load_dataset(str(tmp_path / "m.npz").encode())
+    assert ds.n_train == 5 and ds.name == "m"
+    for bad in (5, None, ["corel5k"]):
+        with pytest.raises(ValueError, match="must be a dataset name or a path"):
+            load_dataset(bad)
+
+
 def test_error_missing_file(tmp_path):
     with pytest.raises(ValueError, match=r"no such file or folder"):
         load_dataset(tmp_path / "absent.npz")

@@ -7,6 +7,7 @@ each), a fixed train/test split and 0/1 label matrices.
 
 import glob
 import logging
+import os
 import re
 import struct
 import zipfile
@@ -171,7 +172,13 @@ def load_dataset(name_or_path, *, dtype=np.float32):
     dtype = _check_dtype(dtype)
     if isinstance(name_or_path, str) and name_or_path.lower() in EMBEDDED_DATASETS:
         return _load_embedded(name_or_path.lower(), dtype)
-    path = Path(name_or_path)
+    try:
+        path = Path(os.fsdecode(name_or_path))  # str, bytes or path-like
+    except TypeError:
+        raise ValueError(
+            "name_or_path must be a dataset name or a path, got "
+            f"{type(name_or_path).__name__}."
+        ) from None
     if not path.exists():
         _raise_not_found(name_or_path, path)
     if path.is_dir():
