@@ -335,12 +335,16 @@ def test_bad_label_names_and_info_are_value_errors(rng, tmp_path):
     loop = {"a": 1}
     loop["self"] = loop
     shared = [1, 2]  # the same list twice is not a cycle
+    deep = []
+    for _ in range(5000):
+        deep = [deep]
     cases = [
         (dict(label_names=5), "label_names must be a list of 4 names, got 5"),
         (dict(label_names=["a", "b", "a", "c"]), "'a' is repeated"),
         (dict(label_names=[None] * 4), "'None' is repeated"),
         (dict(info=loop), "info refers to itself"),
         (dict(info=[loop]), "info must be a dict or None, got list"),
+        (dict(info={"deep": deep}), "info is nested too deeply"),
     ]
     for kwargs, match in cases:
         with pytest.raises(ValueError, match=match):

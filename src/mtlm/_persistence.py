@@ -123,7 +123,7 @@ def save_model(est, path, *, label_names=None, info=None):
         "label_names": label_names,
         "tau": float(est.tau_),
         "n_iter": int(est.n_iter_),
-        "info": _jsonable(_check_info(info)),
+        "info": _info_json(info),
     }
     arrays = {
         "weights_shared": est.weights_shared_,
@@ -171,12 +171,15 @@ def save_model(est, path, *, label_names=None, info=None):
     return path
 
 
-def _check_info(info):
+def _info_json(info):
     if info is None:
         return {}
     if not isinstance(info, dict):
         raise ValueError(f"info must be a dict or None, got {type(info).__name__}.")
-    return info
+    try:
+        return _jsonable(info)
+    except RecursionError:
+        raise ValueError("info is nested too deeply to be saved.") from None
 
 
 def _check_path(path):
