@@ -344,6 +344,27 @@ def test_annotate_text_output_ids_and_a_closed_pipe(user_npz, tmp_path, capsys):
     assert err == "" and proc.returncode == 1
 
 
+def test_a_feature_block_called_image_ids(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    X = {"image_ids": rng.random((30, 4)), "b": rng.random((30, 3))}
+    Y = (rng.random((30, 3)) < 0.4).astype(np.uint8)
+    est = mtlm.MTLMAnnotator(random_state=0).fit(X, Y)
+    model, feats = tmp_path / "m.npz", tmp_path / "f.npz"
+    est.save(model)
+    np.savez(feats, **{f: v[:2] for f, v in X.items()})
+    argv = ["annotate", "--model", str(model), "--features", str(feats), "--json"]
+    assert main(argv) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert [r["image"] for r in result] == ["0", "1"]  # numbered, not read as ids
+    top = [
+        m
+        for m in np.argsort(
+            -est.decision_function({f: v[:1] for f, v in X.items()})[0], kind="stable"
+        )[:3]
+    ]
+    assert [x["label"] for x in result[0]["labels"]] == [str(m) for m in top]
+
+
 def test_annotate_threshold_with_a_probability_model(user_npz, tmp_path, capsys):
     path, names = user_npz
     model, plain = tmp_path / "model.npz", tmp_path / "plain.npz"

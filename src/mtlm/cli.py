@@ -425,7 +425,9 @@ def _read_features(path, est):
             extra,
             names,
         )
-    ids = arrays.get("image_ids")
+    # a model whose feature block is called "image_ids" reads that key as
+    # features: its images are then numbered
+    ids = None if "image_ids" in names else arrays.get("image_ids")
     X = (
         arrays[names[0]]
         if est.base_distances_.diagonal_
