@@ -178,6 +178,20 @@ def test_fit_tune_saves_the_chosen_parameters(user_npz, tmp_path, capsys):
     assert len(tune["grid"]) == 2
 
 
+def test_tune_grid_values_that_hold_colons_and_commas(user_npz, tmp_path, capsys):
+    path, names = user_npz
+    model = tmp_path / "m.npz"
+    per_block = {names[0]: "l2", names[1]: "chi2", names[2]: "l1"}
+    grid = f'jec:metrics={json.dumps(per_block)},"l1"'
+    argv = ["fit", "--dataset", str(path), "--out", str(model), "--tune-grid", grid]
+    assert main([*argv, "--tune-grid", "k=4"]) == 0
+    tried = [
+        g["params"]["metrics"]
+        for g in mtlm.load_model(model).model_info_["tune"]["grid"]
+    ]
+    assert tried == [per_block, "l1"]
+
+
 @pytest.mark.parametrize(
     "extra, code, message",
     [

@@ -116,8 +116,9 @@ def _tune_settings(args, methods):
     grids = {m: default_grid(m) for m in methods}
     given = {}
     for spec in args.tune_grid:
-        target, _, entry = spec.rpartition(":")
-        name, eq, values = entry.partition("=")
+        # METHOD: is read before the "=" only: values may hold ":" (JSON dicts)
+        head, eq, values = spec.partition("=")
+        target, _, name = head.rpartition(":")
         name = name.strip()
         if not eq or not name or not values.strip():
             raise SystemExit(
@@ -155,7 +156,7 @@ def _tune_settings(args, methods):
                 )
             )
         given[target, name] = spec
-        parsed = [_parse_value(v) for v in values.split(",")]
+        parsed = _parse_values(values)
         for m in [target] if target else methods:
             grids[m][name] = parsed
     scoring = args.tune_scoring or "f1"
@@ -171,6 +172,15 @@ def _tune_settings(args, methods):
         except ValueError as exc:
             raise SystemExit(_usage_error(f"--tune-grid ({m}): {exc}")) from exc
     return grids, scoring, holdout
+
+
+def _parse_values(text):
+    """``4,8`` or ``l1,chi2``; values holding commas (JSON dicts) when the
+    whole list reads as JSON, e.g. ``{"a": "l2", "b": "l1"},"chi2"``."""
+    try:
+        return json.loads(f"[{text}]")
+    except ValueError:
+        return [_parse_value(v) for v in text.split(",")]
 
 
 def _parse_value(text):
