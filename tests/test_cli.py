@@ -358,6 +358,26 @@ def test_annotate_text_output_ids_and_a_closed_pipe(user_npz, tmp_path, capsys):
     assert err == "" and proc.returncode == 1
 
 
+def test_evaluate_needs_a_labelled_test_split(user_npz, tmp_path, capsys):
+    path, _ = user_npz
+    arrays = dict(np.load(path))
+    unlabelled = {**arrays, "Y_test": np.zeros_like(arrays["Y_test"])}
+    empty = {
+        k: v[:0] if k.startswith(("X_test", "Y_test")) else v for k, v in arrays.items()
+    }
+    for name, content, message in [
+        ("unlabelled.npz", unlabelled, "no test image has a label"),
+        ("empty.npz", empty, "the test split is empty"),
+    ]:
+        np.savez(tmp_path / name, **content)
+        argv = ["evaluate", "--dataset", str(tmp_path / name), "--quiet"]
+        assert main(argv) == 1
+        assert message in capsys.readouterr().err
+        # fitting needs no test split
+        out = tmp_path / "m.npz"
+        assert main(["fit", "--dataset", str(tmp_path / name), "--out", str(out)]) == 0
+
+
 def test_a_feature_block_called_image_ids(tmp_path, capsys):
     rng = np.random.default_rng(0)
     X = {"image_ids": rng.random((30, 4)), "b": rng.random((30, 3))}

@@ -540,6 +540,17 @@ def _check_text_cells(ids, names, features):
         )
 
 
+def _check_test_split(data, dataset):
+    """evaluate scores the test split: say before any fit if it cannot."""
+    if data.n_test == 0:
+        raise DataError(f"--dataset {dataset}: the test split is empty")
+    if not data.Y_test.sum():
+        raise DataError(
+            f"--dataset {dataset}: no test image has a label, so nothing can be "
+            "evaluated"
+        )
+
+
 def _evaluate(args):
     import numpy as np
 
@@ -570,6 +581,7 @@ def _evaluate(args):
             msg = f"--plot {args.plot}: cannot create the folder ({exc})"
             raise DataError(msg) from exc
     data = _load_tune_data(args, tune)
+    _check_test_split(data, args.dataset)
 
     rows, per_label_f1, fitted, tuned = [], {}, {}, {}
     bar = _progress(len(methods), args.quiet)
