@@ -215,6 +215,10 @@ def test_npy_folder_errors(tmp_path):
     np.save(tmp_path / "a.npy", np.zeros((3, 2)))
     with pytest.raises(ValueError, match=r"lacks \['Y.npy'\]"):
         load_npy_folder(tmp_path)
+    np.save(tmp_path / "Y.npy", np.ones((3, 1), np.uint8))
+    (tmp_path / "features.txt").write_text("a\na\n")
+    with pytest.raises(ValueError, match=r"block\(s\) \['a'\] listed more than once"):
+        load_npy_folder(tmp_path)
 
 
 def test_bad_client_and_arguments(client):

@@ -323,6 +323,27 @@ def test_arff_reader_header_and_values(tiny_dense):
     assert_array_equal(a.data[2], [1.5, 0.75, 1, 1, 0])
 
 
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        (
+            "@relation r\n@attribute x numeric\n@attribute x numeric\n@data\n1,2\n",
+            r"line 3: attribute 'x' is declared twice",
+        ),
+        (
+            "@relation r\n@attribute x numeric\n@attribute y numeric\n@data\n"
+            "{0 1, 1 2, 0 3}\n",
+            r"line 5: sparse index 0 is given twice in one row",
+        ),
+    ],
+)
+def test_arff_repeated_names_and_sparse_indices_raise(tmp_path, text, match):
+    path = tmp_path / "a.arff"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=match):
+        read_arff(path)
+
+
 def test_arff_sparse_omitted_nominal_is_first_value(tmp_path):
     # As in Weka, an omitted sparse entry is index 0: the first nominal value.
     path = tmp_path / "a.arff"

@@ -112,6 +112,10 @@ def _parse_header(lines, path):
                     f"{path}, line {i + 1}: attribute {name!r} has type {kind!r}; "
                     "only numeric and numeric-valued nominal attributes are supported."
                 )
+            if name in names:  # ARFF names are unique; a label would be ambiguous
+                raise ValueError(
+                    f"{path}, line {i + 1}: attribute {name!r} is declared twice."
+                )
             names.append(name)
         elif keyword == "@data":
             if not names:
@@ -187,6 +191,7 @@ def _sparse_row(line, n_cols, defaults, path, i):
         raise ValueError(f"{path}, line {i + 1}: sparse row without closing '}}'.")
     row = defaults.copy()
     body = line[1:end].strip()
+    seen = set()
     for token in _split_quoted(body) if body else []:
         parts = token.split(None, 1)
         try:
@@ -198,6 +203,11 @@ def _sparse_row(line, n_cols, defaults, path, i):
                 f"{path}, line {i + 1}: bad sparse entry {token.strip()!r} "
                 f"(expected 'index value' with 0 <= index < {n_cols})."
             )
+        if j in seen:
+            raise ValueError(
+                f"{path}, line {i + 1}: sparse index {j} is given twice in one row."
+            )
+        seen.add(j)
         row[j] = _to_float(parts[1], path, i)
     return row
 

@@ -92,6 +92,9 @@ def load_npy_folder(folder, mmap_mode="r"):
         )
     if not names:
         raise ValueError(f"{folder!r} holds no feature block (<feature>.npy).")
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ValueError(f"{order}: feature block(s) {twice} listed more than once.")
     missing = [
         f"{n}.npy"
         for n in names

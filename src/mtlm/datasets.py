@@ -437,9 +437,7 @@ def _load_mulan(train, test, xml, dtype):
     tr, te = read_arff(train), read_arff(test)
     if tr.names != te.names:
         raise ValueError(f"{train} and {test}: the attributes differ.")
-    col = {}
-    for j, n in enumerate(tr.names):
-        col.setdefault(n, j)
+    col = {n: j for j, n in enumerate(tr.names)}  # names are unique (read_arff)
     missing = [n for n in labels if n not in col]
     if missing:
         raise ValueError(
