@@ -659,6 +659,23 @@ def test_a_fit_with_nothing_to_learn_warns_and_keeps_the_initial_metric(
     assert_allclose(est.decision_function(Xt), jec.decision_function(Xt))
 
 
+def test_warnings_point_at_the_calling_line(rng):
+    X, Xt, Y = _data(rng)
+    calls = {
+        "fit": lambda: MTLMAnnotator("mtlm-ldml", max_iter=2).fit(X, Y),
+        "tune": lambda: MTLMAnnotator("mtlm-ldml", max_iter=2).tune(X, Y, {"k": [2]}),
+        "lmnn": lambda: MTLMAnnotator("global-lmnn", max_iter=2).fit(X, Y),
+        "raw": lambda: MTLMAnnotator(vote="raw", tau=1e-6).fit(X, Y).predict(Xt),
+    }
+    for name, call in calls.items():
+        with warnings.catch_warnings(record=True) as record:
+            warnings.simplefilter("always")
+            call()
+        assert record, name
+        # the lambda's line in this file, not a line inside mtlm
+        assert {w.filename for w in record} == {__file__}, name
+
+
 @pytest.mark.parametrize(
     "method, match",
     [

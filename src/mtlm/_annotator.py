@@ -16,6 +16,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
 from mtlm._calibration import fit_label_sigmoids, label_probabilities
+from mtlm._caller import warn_at_caller
 from mtlm._distances import BaseDistances
 from mtlm._neighbourhoods import LabelGroups, group_neighbours, pool_scores
 from mtlm._validation import (
@@ -429,11 +430,10 @@ class MTLMAnnotator(BaseEstimator):
         # fit's n_active_ must not survive a refit as JEC)
         forget_fit(self)
         if Y.shape[1] == 1 and self.vote == "normalized":
-            warnings.warn(
+            warn_at_caller(
                 "y has a single label: the pool holds only images that carry it, "
                 'so every normalised vote is 1; use vote="raw" for scores that rank.',
                 UserWarning,
-                stacklevel=2,
             )
 
         try:
@@ -787,13 +787,12 @@ class MTLMAnnotator(BaseEstimator):
             # exp(-D / tau) underflowed for the whole pool
             dead = int((scores.max(axis=1) <= 0).sum())
             if dead:
-                warnings.warn(
+                warn_at_caller(
                     f"vote='raw': every vote of {dead} of {scores.shape[0]} "
                     f"image(s) underflowed to 0 at tau={self.tau_:.4g} (their "
                     f"labels are then the first ones); raise tau, use "
                     f"tau='auto' or vote='normalized'.",
                     RuntimeWarning,
-                    stacklevel=2,
                 )
         return scores
 

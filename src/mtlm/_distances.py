@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
-import warnings
 
 import numpy as np
 
+from mtlm._caller import warn_at_caller
 from mtlm._memory import check_allocation
 from mtlm._validation import (
     block_columns,
@@ -120,11 +120,10 @@ class BaseDistances:
             for b, f in zip(blocks, names)
         ]
         if blocks[0].shape[0] > 1 and all((b == b[:1]).all() for b in blocks):
-            warnings.warn(
+            warn_at_caller(
                 "all training images have identical features: every base distance "
                 "is 0, so nothing can be learned and every neighbour ties.",
                 UserWarning,
-                stacklevel=3,
             )
         if diagonal:
             self.metrics_ = ["sqdiff"]

@@ -39,11 +39,11 @@ from __future__ import annotations
 
 import logging
 import time
-import warnings
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
+from mtlm._caller import warn_at_caller
 from mtlm._constraints import build_constraints
 from mtlm_fast import _ldml
 
@@ -304,11 +304,10 @@ def solve_ldml(
                 converged = True
                 break
     if not converged:
-        warnings.warn(
+        warn_at_caller(
             f"LDML stopped at max_iter={max_iter} before the relative decrease "
             f"of the objective fell below tol={tol:g}; raise max_iter.",
             ConvergenceWarning,
-            stacklevel=3,
         )
     logger.info(
         "LDML: %d iterations (%d accepted), E %.6g -> %.6g, %.2f s",
@@ -388,11 +387,10 @@ def learn_ldml(est, cons, n_threads):
             if scheme == "2pknn"
             else "2 images and a similar or dissimilar neighbour"
         )
-        warnings.warn(
+        warn_at_caller(
             f"no constraint to learn from (constraints={scheme!r}: a label needs "
             f"{need}): the metric stays at its initial value; lower k.",
             UserWarning,
-            stacklevel=5,
         )
     max_iter = 500 if est.max_iter is None else est.max_iter
     shared = method != "local-ldml"
@@ -447,11 +445,10 @@ def _warn_zero_metrics(W, similar_only):
         )
     else:
         why = "lower gamma_shared / gamma_label"
-    warnings.warn(
+    warn_at_caller(
         f"LDML drove {what} to zero: every training image is at distance 0 and "
         f"votes equally; {why}.",
         RuntimeWarning,
-        stacklevel=6,  # the line calling MTLMAnnotator.fit
     )
 
 

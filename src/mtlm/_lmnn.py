@@ -26,12 +26,12 @@ from __future__ import annotations
 
 import logging
 import time
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
+from mtlm._caller import warn_at_caller
 from mtlm._constraints import image_lists_2pknn
 from mtlm._memory import check_allocation
 from mtlm._neighbourhoods import group_neighbours, query_blocks
@@ -652,11 +652,10 @@ def fit_lmnn(
             elif eta < 1e-12 * eta0:
                 eta = eta0
     if not converged:
-        warnings.warn(
+        warn_at_caller(
             f"LMNN ({mode}) did not converge in max_iter={max_iter} iterations "
             f"(last relative decrease above tol={tol}); increase max_iter.",
             ConvergenceWarning,
-            stacklevel=3,
         )
     else:
         # the state is at a full check already unless we stopped on eta0 == 0
@@ -813,10 +812,8 @@ def _warn_no_triplet(est, ts, Y):
         if np.any(ts.n_target > 0)
         else "the metric stays at its initial value"
     )
-    warnings.warn(
-        f"no candidate triplet to learn from ({cause}): {effect}.",
-        UserWarning,
-        stacklevel=6,
+    warn_at_caller(
+        f"no candidate triplet to learn from ({cause}): {effect}.", UserWarning
     )
 
 
@@ -854,11 +851,10 @@ def learn_lmnn(est, ts, n_threads):
     W = w_s[None, :] + w_l
     dead = np.flatnonzero(W.sum(axis=1) < 1e-6)
     if dead.size:
-        warnings.warn(
+        warn_at_caller(
             f"LMNN drove the metric of {dead.size} label(s) to zero "
             f"(first: {dead[:5].tolist()}); their votes are uninformative.",
             RuntimeWarning,
-            stacklevel=3,
         )
     return LearnedMetric(
         weights_shared=w_s,

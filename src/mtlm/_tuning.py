@@ -38,6 +38,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 
 from mtlm import _ldml, _lmnn
+from mtlm._caller import warn_at_caller
 from mtlm._distances import BaseDistances
 from mtlm._validation import (
     block_columns,
@@ -359,7 +360,7 @@ def tune(
                 if issubclass(w.category, ConvergenceWarning):
                     converged = False
                 else:
-                    warnings.warn(w.message, w.category, stacklevel=3)
+                    warn_at_caller(w.message, w.category)
             n_not_converged += not converged
             learned_cache[lkey] = (learned, converged)
         ctx._set_weights(learned)
@@ -394,11 +395,10 @@ def tune(
         contexts[i] = None  # its prepared blocks may be the last reference
     del cons, learned_cache, prepared, hold_prepared, bd
     if n_not_converged:
-        warnings.warn(
+        warn_at_caller(
             f"{n_not_converged} of {len(points)} grid point(s) stopped at max_iter "
             "before converging (see tune_results_['converged']); raise max_iter.",
             ConvergenceWarning,
-            stacklevel=3,
         )
     search_time = time.perf_counter() - t_search
 
