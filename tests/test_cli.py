@@ -350,6 +350,7 @@ def test_annotate_text_output_ids_and_a_closed_pipe(user_npz, tmp_path, capsys):
         [*cmd, "--features", str(many)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        cwd=tmp_path,  # not the repository root, whose mtlm_fast/ has no builds
     )
     proc.stdout.readline()
     proc.stdout.close()

@@ -252,7 +252,7 @@ def test_unreachable_scheduler_fails_fast():
 
 
 @pytest.mark.parametrize("address", ["bogus", "tcp://bogus", "localhost:x"])
-def test_a_malformed_address_fails_at_once_without_a_stray_client(address):
+def test_a_malformed_address_fails_at_once_without_a_stray_client(address, tmp_path):
     # a Client whose constructor fails leaves a finaliser that blocks 20 s at
     # exit and prints a traceback: the address is checked first, in a child
     # interpreter so that its exit is part of the test
@@ -265,7 +265,11 @@ def test_a_malformed_address_fails_at_once_without_a_stray_client(address):
     )
     t0 = time.perf_counter()
     out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,  # not the repository root, whose mtlm_fast/ has no builds
     )
     assert time.perf_counter() - t0 < 15
     assert "is not a Dask scheduler address" in out.stdout
