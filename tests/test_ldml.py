@@ -405,6 +405,15 @@ def test_vote_scale_label_equalises_label_scales():
     est.weights_label_ = c[:, None] * w
     est.set_params(vote_scale="none")
     assert not np.allclose(est.decision_function(X), scaled)
+    # a label whose metric is 0 leaves the others' temperature as it was
+    est.set_params(vote_scale="label")
+    zero = c.copy()
+    zero[-1] = 0.0
+    est.weights_label_ = zero[:, None] * w
+    got = est.decision_function(X)
+    est.weights_label_ = np.tile(zero[:-1].mean() * w, (M, 1))
+    est.weights_label_[-1] = 0.0
+    assert_allclose(got, est.decision_function(X), rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.parametrize("method", ["jec", "global-ldml"])

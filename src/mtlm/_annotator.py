@@ -173,7 +173,8 @@ class MTLMAnnotator(BaseEstimator):
     vote_scale : {"label", "none"}, default="label"
         With per-label metrics, ``"label"`` divides each label's vote
         distances by its total weight ``sum(w_* + w_m)`` (relative to the
-        mean over labels), so that one ``tau`` means the same sharpness for
+        mean over the labels whose weight is not 0), so that one ``tau``
+        means the same sharpness for
         every label; the pools are unchanged. With ``"none"`` a label whose
         learned metric is several times larger votes almost 1-NN and is
         over-predicted. No effect with one shared metric (JEC, global).
@@ -274,7 +275,10 @@ class MTLMAnnotator(BaseEstimator):
     n_iter_ : int
         Learning iterations (0 for JEC).
     objective_ : ndarray
-        Objective after each accepted step (empty for JEC).
+        Objective after each accepted step (empty for JEC). For LMNN it is
+        taken over the working set of impostors, so it may rise at a full
+        re-check (every ``full_check_every`` iterations), when impostors that
+        entered since the last check are counted.
     n_labels_in_ : int
         Number of labels M seen in fit.
     label_counts_ : ndarray of shape (M,)
@@ -744,10 +748,13 @@ class MTLMAnnotator(BaseEstimator):
         W_vote = W
         if self.vote_scale == "label" and W.shape[0] > 1:
             # Same effective temperature for every label: D_m / tau with
-            # D_m scaled to the mean total weight (pools are unchanged).
+            # D_m scaled to the mean total weight (pools are unchanged). A
+            # label whose metric is 0 has nothing to scale and is left out of
+            # the mean, so that it does not change the others' temperature.
             s = W.sum(axis=1)
-            s = np.where(s > 0, s, 1.0)
-            W_vote = W * (s.mean() / s)[:, None]
+            pos = s > 0
+            mean = s[pos].mean() if pos.any() else 1.0
+            W_vote = W * np.where(pos, mean / np.where(pos, s, 1.0), 1.0)[:, None]
         return pool_scores(
             self.base_distances_,
             Pq,
