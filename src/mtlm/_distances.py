@@ -76,7 +76,12 @@ class BaseDistances:
     Notes
     -----
     Histograms are used as given (no re-normalisation): with
-    ``normalize="mean"`` or ``"max"`` a constant scale of the input cancels.
+    ``normalize="mean"`` or ``"max"`` a constant scale of the input cancels,
+    but a scale that differs between rows does not. ALGORITHM.md section 1
+    L1-normalises every histogram row; mtlm leaves that to the caller (a
+    block may hold other features), so divide rows by their sums first when
+    their totals differ. The embedded Corel5K rows each sum to 3 (three
+    colour channels of one histogram each), where both readings agree.
     """
 
     def __init__(
