@@ -26,8 +26,9 @@ def effective_n_threads(n_jobs=None):
         None follows the OpenMP runtime (``OMP_NUM_THREADS``,
         threadpoolctl limits); -1 means every CPU; a negative value ``-k``
         means ``cpu_count + 1 - k``; 0 is an error. A count above the CPUs
-        this process may run on is capped there: the kernels are CPU-bound,
-        and the OpenMP runtime crashes when asked for 10^5 threads.
+        this process may run on, asked for or from the runtime, is capped
+        there: the kernels are CPU-bound, and the OpenMP runtime crashes when
+        asked for 10^5 threads.
 
     Returns
     -------
@@ -44,9 +45,9 @@ def effective_n_threads(n_jobs=None):
         raise ValueError("n_jobs == 0 has no meaning; use None, -1 or a positive int.")
     if not MTLM_OPENMP:
         return 1
-    if n_jobs is None:
-        return max(1, omp_get_max_threads())
     n_cpus = _usable_cpus()
+    if n_jobs is None:
+        return max(1, min(omp_get_max_threads(), n_cpus))
     if n_jobs < 0:
         return max(1, n_cpus + 1 + n_jobs)
     return min(n_jobs, n_cpus)

@@ -552,6 +552,37 @@ def test_huge_n_jobs_is_capped_at_the_cpus(rng):
     assert_array_equal(a.decision_function(Xt), b.decision_function(Xt))
 
 
+def test_a_huge_runtime_thread_count_is_capped_at_the_cpus(rng, tmp_path):
+    # n_jobs=None follows OMP_NUM_THREADS / threadpoolctl: those are capped
+    # too (libgomp segfaulted when asked for 10^5 threads); in a child
+    # interpreter, since the variable is read when the runtime starts
+    code = (
+        "import numpy as np, mtlm\n"
+        "from mtlm_fast import effective_n_threads\n"
+        "from threadpoolctl import threadpool_limits\n"
+        "rng = np.random.default_rng(0)\n"
+        "X, Y = rng.random((40, 6)), (rng.random((40, 4)) < 0.4).astype(np.uint8)\n"
+        "print(effective_n_threads(None), effective_n_threads(-1))\n"
+        "with threadpool_limits(100000):\n"
+        "    print(effective_n_threads(None))\n"
+        "    mtlm.MTLMAnnotator(tau=0.5).fit(X, Y)\n"
+        "print('ok')\n"
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "100000"}
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert out.returncode == 0, out.stderr
+    first, second, last = out.stdout.split("\n")[:3]
+    none, cpus = map(int, first.split())
+    assert none == cpus and int(second) == cpus and last == "ok"
+
+
 @pytest.mark.parametrize(
     "param, value, match",
     [
