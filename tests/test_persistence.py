@@ -350,7 +350,9 @@ def test_bad_label_names_and_info_are_value_errors(rng, tmp_path):
         with pytest.raises(ValueError, match=match):
             est.save(tmp_path / "m.npz", **kwargs)
     assert not (tmp_path / "m.npz").exists()
+    est.set_params(random_state=np.int64(3))  # a numpy seed is kept, as an int
     path = est.save(tmp_path / "m.npz", info={"x": shared, "y": [shared]})
+    assert load_model(path).random_state == 3
     assert load_model(path).model_info_ == {"x": [1, 2], "y": [[1, 2]]}
 
 

@@ -237,7 +237,8 @@ def test_split_is_deterministic_given_random_state():
         (dict(param_grid=[["k"]]), "param_grid must be"),
         (dict(param_grid={"k": [4, 0]}), r"param_grid point \{'k': 0\}: k"),
         (dict(param_grid={"mu": [-1.0]}), "param_grid point .*mu"),
-        (dict(holdout=0.0), "holdout must be a fraction"),
+        (dict(holdout=0.0), r"= \[1, 89\]; got 0.0"),  # no 1.0 hint
+        (dict(holdout=1.0), r"\(1.0 is read as neither: give 1 for one image\)"),
         (dict(holdout=1.0), "holdout must be a fraction"),
         (dict(holdout=-0.2), "holdout must be a fraction"),
         (dict(holdout=90), "holdout must be a fraction"),

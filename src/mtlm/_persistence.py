@@ -36,6 +36,7 @@ version, a truncated file or a file that is not a model raises ``ValueError``.
 from __future__ import annotations
 
 import json
+import numbers
 import os
 import tempfile
 import zipfile
@@ -100,7 +101,10 @@ def save_model(est, path, *, label_names=None, info=None):
             twice = next(x for x in label_names if x in seen or seen.add(x))
             raise ValueError(f"label_names must be distinct; {twice!r} is repeated.")
     params = est.get_params()
-    if not isinstance(params.get("random_state"), (int, type(None))):
+    seed = params.get("random_state")
+    if isinstance(seed, numbers.Integral) and not isinstance(seed, bool):
+        params["random_state"] = int(seed)  # np.int64(3) too
+    elif seed is not None:
         params["random_state"] = None  # a RandomState instance is not portable
     # where it runs is the loader's choice: a model fitted on a cluster must
     # predict without one (the results are the same)

@@ -215,9 +215,14 @@ def check_holdout(holdout, n=None):
         ok, n_hold = False, 0
     if not ok:
         span = "[1, n - 1]" if n is None else f"[1, n - 1] = [1, {n - 1}]"
+        hint = (
+            " (1.0 is read as neither: give 1 for one image)"
+            if not isinstance(holdout, bool) and holdout == 1.0
+            else ""
+        )
         raise ValueError(
             f"holdout must be a fraction in (0, 1) or a number of images in "
-            f"{span} (1.0 is read as neither: give 1 for one image); got {holdout!r}."
+            f"{span}{hint}; got {holdout!r}."
         )
     return n_hold
 
