@@ -46,6 +46,35 @@ def test_label_sigmoids_equal_sklearn_logistic_regression(rng, C):
         assert_allclose(coef[m], _penalised_fit(S[:, m], Y[:, m], C)[0], rtol=1e-4)
 
 
+def test_score_scale_makes_the_fit_scale_free(rng):
+    n, M = 200, 3
+    S = rng.random((n, M))
+    Y = (rng.random((n, M)) < 0.2 + 0.6 * S).astype(np.uint8)
+    coef, intercept = fit_label_sigmoids(S, Y, score_scale=S.max(axis=0))
+    tiny = S * 1e-16  # raw votes at a small tau
+    coef_t, intercept_t = fit_label_sigmoids(tiny, Y, score_scale=tiny.max(axis=0))
+    assert_allclose(coef_t * 1e-16, coef, rtol=1e-6)  # L-BFGS-B tolerance
+    assert_allclose(intercept_t, intercept, rtol=1e-6)
+    assert (coef > 0).all()
+    # unscaled, the penalty on a flattens every sigmoid
+    assert_array_equal(fit_label_sigmoids(tiny, Y)[0], 0.0)
+
+
+def test_raw_votes_get_image_dependent_probabilities(rng):
+    _, Y = _data(rng)
+    centres = rng.random((Y.shape[1], 5))
+    X = {"a": Y @ centres + 0.3 * rng.random((Y.shape[0], 5))}  # labels show
+    est = MTLMAnnotator(vote="raw", tau=0.001, probability=True, k=3).fit(X, Y)
+    n = Y.shape[0]
+    S = est._scores(est._train_blocks, [est.tau_], 1, exclude=np.arange(n))[0]
+    assert np.median(S[S > 0]) < 1e-6  # small raw votes
+    coef, intercept = fit_label_sigmoids(S, Y, score_scale=S.max(axis=0))
+    assert_array_equal(est.proba_coef_, coef)
+    assert (coef > 0).any()
+    P = est.predict_proba({f: v[:10] for f, v in X.items()})
+    assert np.unique(P.round(12), axis=0).shape[0] > 1
+
+
 def test_a_score_that_falls_with_the_label_gets_slope_zero(rng):
     n = 300
     s = rng.random(n)

@@ -678,8 +678,10 @@ class MTLMAnnotator(BaseEstimator):
         scores = self._scores(
             self._train_blocks, [self.tau_], n_threads, exclude=np.arange(n)
         )[0]
+        # raw votes have no fixed range: fit each label on its scores / max
+        scale = scores.max(axis=0) if self.vote == "raw" else None
         self.proba_coef_, self.proba_intercept_ = fit_label_sigmoids(
-            scores, self.Y_train_
+            scores, self.Y_train_, score_scale=scale
         )
 
     def _tau_leave_self_out(self, rng, grid, n_threads):

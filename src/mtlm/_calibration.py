@@ -51,7 +51,7 @@ def _fit_one(s, y, C):
     return res.x
 
 
-def fit_label_sigmoids(scores, Y, C=PROBABILITY_C):
+def fit_label_sigmoids(scores, Y, C=PROBABILITY_C, score_scale=None):
     """Per-label ``(a_m, b_m)`` from training scores and labels.
 
     Parameters
@@ -61,6 +61,11 @@ def fit_label_sigmoids(scores, Y, C=PROBABILITY_C):
     Y : ndarray of shape (n, M), 0/1
     C : float
         Inverse regularisation strength of ``a_m`` (as in scikit-learn).
+    score_scale : ndarray of shape (M,) or None
+        Each label's scores are fitted divided by it (positive entries), and
+        ``a_m`` is returned for the undivided scores. Raw votes can be as
+        small as 1e-16, where the penalty on ``a_m`` would flatten every
+        sigmoid; None fits the scores as they are (normalised votes).
 
     Returns
     -------
@@ -75,8 +80,13 @@ def fit_label_sigmoids(scores, Y, C=PROBABILITY_C):
     counts = Y.sum(axis=0)
     coef = np.zeros(M)
     intercept = logit((counts + 0.5) / (n + 1.0))
+    unit = np.ones(M)
+    if score_scale is not None:
+        score_scale = np.asarray(score_scale, dtype=np.float64)
+        unit = np.where(score_scale > 0, score_scale, 1.0)
     for m in np.flatnonzero((counts > 0) & (counts < n)):
-        coef[m], intercept[m] = _fit_one(scores[:, m], Y[:, m], C)
+        a, intercept[m] = _fit_one(scores[:, m] / unit[m], Y[:, m], C)
+        coef[m] = a / unit[m]
     return coef, intercept
 
 
