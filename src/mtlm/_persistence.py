@@ -39,9 +39,10 @@ import json
 import numbers
 import os
 import tempfile
-import zipfile
 
 import numpy as np
+
+from mtlm._validation import check_path
 
 __all__ = ["FORMAT_VERSION", "save_model", "load_model"]
 
@@ -154,7 +155,7 @@ def save_model(est, path, *, label_names=None, info=None):
             "converged": bool(est.converged_),
         }
     arrays["meta"] = np.array(json.dumps(meta))
-    path = _check_path(path)
+    path = check_path(path, "path")
     if os.path.isdir(path):
         raise ValueError(f"path {path} is a folder; give a file name, e.g. model.npz.")
     folder = os.path.dirname(os.path.abspath(path))
@@ -186,17 +187,6 @@ def _info_json(info):
         raise ValueError("info is nested too deeply to be saved.") from None
 
 
-def _check_path(path):
-    """``os.fspath(path)``, with a ValueError naming the argument."""
-    try:
-        path = os.fspath(path)
-    except TypeError:
-        raise ValueError(f"path must be a str or path-like, got {path!r}.") from None
-    if isinstance(path, bytes):
-        path = os.fsdecode(path)
-    return path
-
-
 def _file_mode(path):
     """An existing file's mode, else what open() would give under the umask."""
     try:
@@ -214,7 +204,7 @@ def _read(path):
         return read_npz_arrays(path)
     except FileNotFoundError:
         raise
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError) as exc:
         raise ValueError(f"{path} is not a readable mtlm model file ({exc}).") from exc
 
 
@@ -414,7 +404,7 @@ def load_model(path):
         ``est.label_names_`` holds the saved label names (or None) and
         ``est.model_info_`` the saved ``info``.
     """
-    path = _check_path(path)
+    path = check_path(path, "path")
     arrays = _read(path)
     if "meta" not in arrays:
         raise ValueError(f"{path} is not an mtlm model file (no metadata).")

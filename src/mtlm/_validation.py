@@ -8,6 +8,7 @@ names the argument and the problem.
 from __future__ import annotations
 
 import numbers
+import os
 from collections.abc import Mapping
 
 import numpy as np
@@ -234,6 +235,16 @@ def check_label_matrix(Y, n_samples=None, name="Y", *, n_labels=None, allow_empt
     if not allow_empty and not out.any():
         raise ValueError(f"{name} has no positive entry: no label to learn from.")
     return out
+
+
+def check_path(value, name, what="a str or path-like"):
+    """``value`` (str, bytes or path-like) as a str path, or a ValueError naming it."""
+    try:
+        return os.fsdecode(value)
+    except TypeError:
+        raise ValueError(
+            f"{name} must be {what}, got {type(value).__name__}."
+        ) from None
 
 
 def check_int(value, name, *, low=None, high=None, allow_none=False):

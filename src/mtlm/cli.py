@@ -412,13 +412,11 @@ def _fit(args):
 
 
 def _read_features(path, est):
-    import zipfile
-
     from mtlm.datasets import read_npz_arrays
 
     try:
         arrays = read_npz_arrays(path)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+    except (OSError, ValueError) as exc:
         raise DataError(f"--features {path}: cannot read it ({exc})") from exc
     names = est.base_distances_.feature_names_
     missing = [f for f in names if f not in arrays]
@@ -667,8 +665,6 @@ def _per_label_f1(Y_true, Y_pred):
 
 def _check_output_file(option, path):
     """DataError unless ``path`` names a file in an existing folder."""
-    import os
-
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise DataError(f"{option} {path}: folder {folder} does not exist")

@@ -7,7 +7,6 @@ each), a fixed train/test split and 0/1 label matrices.
 
 import glob
 import logging
-import os
 import re
 import struct
 import zipfile
@@ -21,6 +20,7 @@ import numpy as np
 from mtlm._arff import read_arff, read_mulan_labels
 from mtlm._distances import METRICS
 from mtlm._npyfolder import load_npy_folder  # re-exported: the public name
+from mtlm._validation import check_path
 
 __all__ = [
     "AnnotationDataset",
@@ -172,13 +172,7 @@ def load_dataset(name_or_path, *, dtype=np.float32):
     dtype = _check_dtype(dtype)
     if isinstance(name_or_path, str) and name_or_path.lower() in EMBEDDED_DATASETS:
         return _load_embedded(name_or_path.lower(), dtype)
-    try:
-        path = Path(os.fsdecode(name_or_path))  # str, bytes or path-like
-    except TypeError:
-        raise ValueError(
-            "name_or_path must be a dataset name or a path, got "
-            f"{type(name_or_path).__name__}."
-        ) from None
+    path = Path(check_path(name_or_path, "name_or_path", "a dataset name or a path"))
     if not path.exists():
         _raise_not_found(name_or_path, path)
     if path.is_dir():
@@ -259,8 +253,11 @@ def _load_npz(path, dtype):
     )
 
 
-# What reading a damaged zip archive raises besides zipfile.BadZipFile
+# What reading a damaged or truncated zip archive raises
 _DAMAGED = (
+    zipfile.BadZipFile,
+    EOFError,
+    KeyError,  # a member the central directory lists but cannot find
     zlib.error,
     NotImplementedError,  # a compression method zipfile does not know
     RuntimeError,  # "encrypted, password required"
@@ -272,9 +269,9 @@ _DAMAGED = (
 def read_npz_arrays(path):
     """All arrays of an .npz archive, as a dict (pickle-free).
 
-    A single ``.npy`` array or a damaged member raises ValueError; I/O and
-    zip-structure errors pass through for the caller to phrase (dataset, model
-    or features file).
+    A single ``.npy`` array or a damaged archive raises ValueError and I/O
+    errors raise OSError, for the caller to phrase (dataset, model or
+    features file).
     """
     with open(path, "rb") as fh:
         magic = fh.read(6)
@@ -297,7 +294,7 @@ def _read_npz(path):
     """All arrays of a dataset .npz archive, as a dict."""
     try:
         return read_npz_arrays(path)
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+    except (OSError, ValueError) as exc:
         raise ValueError(f"{path}: cannot read as .npz ({exc}).") from None
 
 
@@ -424,8 +421,7 @@ def _reject_missing(path, part):
     rows, cols = np.nonzero(np.isnan(part.data))
     if rows.size:
         raise ValueError(
-            f"{path}: {np.unique(rows).size} row(s) have missing values ('?' or "
-            "nan), "
+            f"{path}: {np.unique(rows).size} row(s) have missing values ('?' or nan), "
             f"first in data row {rows[0] + 1}, attribute {part.names[cols[0]]!r}; "
             "fill or drop them first."
         )
