@@ -30,6 +30,15 @@ def user_npz(tmp_path_factory):
     return path, names
 
 
+@pytest.fixture(scope="module")
+def user_model(user_npz, tmp_path_factory):
+    """A model written by ``mtlm fit`` on user_npz (read-only for the tests)."""
+    path, names = user_npz
+    model = tmp_path_factory.mktemp("model") / "model.npz"
+    assert main(["fit", "--dataset", str(path), "--out", str(model)]) == 0
+    return model, mtlm.load_dataset(str(path)), names
+
+
 def test_evaluate_prints_a_row_and_writes_json(user_npz, tmp_path, capsys):
     path, _ = user_npz
     out = tmp_path / "rows.json"
@@ -85,11 +94,10 @@ def test_fit_save_annotate_round_trip(user_npz, tmp_path, capsys):
     assert len(lines) == 3 and lines[0].startswith("a\t")
 
 
-def test_annotate_warns_about_arrays_it_ignores(user_npz, tmp_path, caplog, capsys):
-    path, names = user_npz
-    model = tmp_path / "model.npz"
-    assert main(["fit", "--dataset", str(path), "--out", str(model)]) == 0
-    data = mtlm.load_dataset(str(path))
+def test_annotate_warns_about_arrays_it_ignores(
+    user_npz, user_model, tmp_path, caplog, capsys
+):
+    model, data, names = user_model
     feats = tmp_path / "new.npz"
     blocks = {f: data.X_test[f][:3] for f in names}
     np.savez(feats, **blocks, **{names[0] + "_v2": blocks[names[0]]})
@@ -238,11 +246,9 @@ def test_tune_usage_errors(user_npz, capsys, extra, code, message):
     assert message in capsys.readouterr().err
 
 
-def test_bad_files_give_one_line_and_exit_1(user_npz, tmp_path, capsys):
-    path, names = user_npz
-    model = tmp_path / "model.npz"
-    assert main(["fit", "--dataset", str(path), "--out", str(model)]) == 0
-    data = mtlm.load_dataset(str(path))
+def test_bad_files_give_one_line_and_exit_1(user_npz, user_model, tmp_path, capsys):
+    path, _ = user_npz
+    model, data, names = user_model
     blocks = {f: data.X_test[f][:3] for f in names}
     cases = {
         "ids.npz": dict(image_ids=np.array(["a", "b"]), **blocks),  # 2 ids, 3 images
@@ -329,11 +335,10 @@ def test_an_unknown_option_shows_the_subcommand_usage(capsys):
     assert "mtlm evaluate: error: unrecognized arguments: --foo" in err
 
 
-def test_annotate_text_output_ids_and_a_closed_pipe(user_npz, tmp_path, capsys):
-    path, names = user_npz
-    model = tmp_path / "model.npz"
-    assert main(["fit", "--dataset", str(path), "--out", str(model)]) == 0
-    data = mtlm.load_dataset(str(path))
+def test_annotate_text_output_ids_and_a_closed_pipe(
+    user_npz, user_model, tmp_path, capsys
+):
+    model, data, names = user_model
     blocks = {f: data.X_test[f][:2] for f in names}
     feats = tmp_path / "bytes_ids.npz"
     np.savez(feats, image_ids=np.array([b"a", b"b"]), **blocks)
